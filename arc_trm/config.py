@@ -1,0 +1,219 @@
+"""Typed configuration: dataclasses with a docstring per field, YAML presets, dotted overrides.
+
+    accelerate launch -m arc_trm.train preset=arc1 train.global_batch=384 model.n=6
+
+`preset=NAME` loads `arc_trm/presets/NAME.yaml` (default `tiny`); every other argument is
+`section.field=value`, parsed by the field's type. Unknown keys and values that do not parse are a
+`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from arc_trm.errors import ConfigError
+from arc_trm.model.trm import ModelConfig
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class DataConfig:
+    track: str = "arc"
+    """'arc', 'sudoku' or 'maze'."""
+    tasks: str = "arc1"
+    """ARC task set: 'arc1' (ARC-AGI-1 training + evaluation, evaluation test outputs held out) or 'arc2'."""
+    concept: str = ""
+    """ARC: a ConceptARC Kaggle challenges file to add to training (optional)."""
+    max_tasks: int = 0
+    """ARC: keep only the first N training and the first N held-out tasks that fit the canvas (0 = all)."""
+    num_aug: int = 1000
+    """Augmented versions per task / puzzle besides the original."""
+    canvas: int = 30
+    """ARC: side of the token canvas; tasks with a larger grid are skipped."""
+    path: str = ""
+    """Sudoku / Maze: folder holding train.csv and test.csv."""
+    subsample: int = 0
+    """Sudoku: train on a seeded subsample of N puzzles (0 = all)."""
+    max_test: int = 0
+    """Sudoku / Maze: evaluate on the first N test puzzles only (0 = all)."""
+
+
+@dataclass
+class TrainConfig:
+    global_batch: int = 768
+    """Examples per optimizer step over all processes and accumulation micro-steps."""
+    grad_accum: int = 1
+    """Micro-steps per optimizer step (the local batch is split into this many chunks)."""
+    steps: int = 519_000
+    """Optimizer steps (= supervision steps). The reference's ARC-1 run is about 519k at batch 768."""
+    lr: float = 1e-4
+    lr_warmup_steps: int = 2000
+    lr_min_ratio: float = 1.0
+    """Final lr as a fraction of `lr` after cosine decay; 1.0 = constant after warmup (reference)."""
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
+    ema: bool = True
+    """Keep an exponential moving average of the weights for evaluation and export."""
+    ema_rate: float = 0.999
+    compile: bool = False
+    """torch.compile the model (GPU runs)."""
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs/tiny"
+    """Run directory: config, checkpoints, TensorBoard logs, final model. Re-running resumes from it."""
+    checkpoint_every: int = 1000
+    """Optimizer steps between checkpoints."""
+    keep_checkpoints: int = 2
+    eval_every: int = 10_000
+    """Optimizer steps between evaluations on the held-out test inputs (0 = only at the end)."""
+    eval_aug: int = 8
+    """Augmentations per held-out test input in periodic evaluation (identity included)."""
+    log_every: int = 10
+    tracker: str = "tensorboard"
+    """'tensorboard' or 'none'."""
+
+
+@dataclass
+class Config:
+    preset: str = "tiny"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "preset"}
+
+
+def parse_value(key: str, raw: Any, kind: type) -> Any:
+    """Convert a YAML or command-line value to the field's type, or raise ConfigError."""
+    if isinstance(raw, str) and kind is not str:
+        text = raw.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return text.lower() in ("true", "1", "yes")
+            if kind is int:
+                number = float(text) if any(c in text for c in ".eE") else int(text)
+                if number != int(number):
+                    raise ValueError
+                return int(number)
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{key}: cannot read {raw!r} as {kind.__name__}") from None
+    if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if kind is str and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return str(raw)
+    if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
+    return raw
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _field_types(section: Any) -> dict[str, type]:
+    # annotations are strings (postponed evaluation) in every config module
+    return {f.name: _TYPES[f.type] for f in dataclasses.fields(section)}
+
+
+def set_key(config: Config, key: str, raw: Any) -> None:
+    section_name, _, name = key.partition(".")
+    if section_name not in SECTIONS or not name:
+        raise ConfigError(f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})")
+    section = getattr(config, section_name)
+    types = _field_types(section)
+    if name not in types:
+        raise ConfigError(f"unknown config key '{key}' (known in {section_name}: {', '.join(types)})")
+    setattr(section, name, parse_value(key, raw, types[name]))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> Config:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown preset '{name}' (known: {', '.join(preset_names())})")
+    return from_dict(yaml.safe_load(path.read_text()) or {}, Config(preset=name), source=str(path))
+
+
+def from_dict(values: dict[str, Any], config: Config, source: str = "config") -> Config:
+    for section_name, section_values in values.items():
+        if section_name == "preset":
+            config.preset = str(section_values)
+            continue
+        if not isinstance(section_values, dict):
+            raise ConfigError(f"{source}: '{section_name}' must be a section of key: value pairs")
+        for name, raw in section_values.items():
+            set_key(config, f"{section_name}.{name}", raw)
+    return config
+
+
+def load_config(argv: list[str]) -> Config:
+    """Preset (from `preset=NAME`, default tiny) then `section.field=value` overrides in order."""
+    pairs = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"argument '{arg}' is not key=value (e.g. preset=arc1 train.steps=1000)")
+        pairs.append((key.strip(), value))
+    preset = next((value for key, value in pairs if key == "preset"), "tiny")
+    config = load_preset(preset)
+    for key, value in pairs:
+        if key != "preset":
+            set_key(config, key, value)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Checks that do not need the data or the number of processes."""
+    checks = [
+        (config.data.track in ("arc", "sudoku", "maze"), "data.track must be arc, sudoku or maze"),
+        (config.data.tasks in ("arc1", "arc2"), "data.tasks must be arc1 or arc2"),
+        (config.model.mixer in ("attention", "mlp_t"), "model.mixer must be attention or mlp_t"),
+        (config.model.pos_encodings in ("rope", "learned", "none"), "model.pos_encodings must be rope, learned or none"),
+        (config.model.forward_dtype in ("bfloat16", "float16", "float32"), "model.forward_dtype must be bfloat16, float16 or float32"),
+        (config.model.hidden % config.model.heads == 0, "model.hidden must be divisible by model.heads"),
+        (config.model.T >= 1 and config.model.n >= 1, "model.T and model.n must be >= 1"),
+        (config.model.halt_max_steps >= 1, "model.halt_max_steps must be >= 1"),
+        (config.train.global_batch >= 1 and config.train.grad_accum >= 1, "train.global_batch and train.grad_accum must be >= 1"),
+        (config.train.steps >= 1, "train.steps must be >= 1"),
+        (config.run.checkpoint_every >= 1, "run.checkpoint_every must be >= 1"),
+        (config.run.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1"),
+        (config.run.tracker in ("tensorboard", "none"), "run.tracker must be tensorboard or none"),
+        (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def check_batch(config: Config, world: int) -> int:
+    """Local micro-batch per process; the global batch must split evenly."""
+    per_step = world * config.train.grad_accum
+    if config.train.global_batch % per_step:
+        raise ConfigError(
+            f"train.global_batch={config.train.global_batch} is not divisible by processes ({world}) x "
+            f"train.grad_accum ({config.train.grad_accum})"
+        )
+    return config.train.global_batch // per_step

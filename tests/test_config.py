@@ -1,0 +1,63 @@
+"""Config presets, dotted overrides and their errors (one line, exit code 2 from the CLI)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from arc_trm.config import check_batch, load_config, preset_names
+from arc_trm.errors import ConfigError
+
+
+def test_presets_load():
+    assert {"tiny", "arc1", "arc2"} <= set(preset_names())
+    arc1 = load_config(["preset=arc1"])
+    assert (arc1.model.hidden, arc1.model.T, arc1.model.n, arc1.train.global_batch) == (512, 3, 4, 768)
+    assert arc1.train.puzzle_emb_lr == 1e-2 and arc1.data.tasks == "arc1"
+    assert load_config(["preset=arc2"]).data.tasks == "arc2"
+    assert load_config([]).preset == "tiny"
+
+
+def test_overrides_are_typed_and_applied_in_order():
+    config = load_config(["train.lr=3e-4", "model.n=6", "train.ema=false", "run.dir=runs/x", "train.steps=1e3", "model.n=5"])
+    assert config.train.lr == 3e-4 and isinstance(config.train.lr, float)
+    assert config.model.n == 5 and config.train.ema is False
+    assert config.run.dir == "runs/x" and config.train.steps == 1000
+
+
+@pytest.mark.parametrize(
+    "arg,message",
+    [
+        ("model.nope=1", "unknown config key 'model.nope'"),
+        ("nosection.x=1", "unknown config key 'nosection.x'"),
+        ("model.n=abc", "model.n: cannot read 'abc' as int"),
+        ("model.n=1.5", "model.n: cannot read '1.5' as int"),
+        ("train.ema=maybe", "train.ema: cannot read 'maybe' as bool"),
+        ("preset=nothing", "unknown preset 'nothing'"),
+        ("model.mixer=conv", "model.mixer must be attention or mlp_t"),
+        ("justaword", "is not key=value"),
+    ],
+)
+def test_bad_config_is_one_clear_error(arg, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_config([arg])
+
+
+def test_batch_must_split_over_processes_and_accumulation():
+    config = load_config(["train.global_batch=32", "train.grad_accum=2"])
+    assert check_batch(config, world=2) == 8
+    with pytest.raises(ConfigError, match="not divisible"):
+        check_batch(config, world=3)
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "arc_trm.train", "model.nope=1", f"run.dir={tmp_path}/run"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: unknown config key 'model.nope'")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
