@@ -27,7 +27,8 @@ class DataConfig:
     track: str = "arc"
     """'arc', 'sudoku' or 'maze'."""
     tasks: str = "arc1"
-    """ARC task set: 'arc1' (ARC-AGI-1 training + evaluation, evaluation test outputs held out) or 'arc2'."""
+    """ARC task set: 'arc1' (ARC-AGI-1 training + evaluation, evaluation test outputs held out), 'arc2', or a
+    path (task folder, task file, Kaggle challenges file) whose demos are trained on and test inputs held out."""
     concept: str = ""
     """ARC: a ConceptARC Kaggle challenges file to add to training (optional)."""
     max_tasks: int = 0
@@ -37,7 +38,8 @@ class DataConfig:
     canvas: int = 30
     """ARC: side of the token canvas; tasks with a larger grid are skipped."""
     path: str = ""
-    """Sudoku / Maze: folder holding train.csv and test.csv."""
+    """Sudoku / Maze: folder holding train.csv and test.csv. ARC: a folder built by `python -m arc_trm.data.arc`
+    (used instead of `tasks`)."""
     subsample: int = 0
     """Sudoku: train on a seeded subsample of N puzzles (0 = all)."""
     max_test: int = 0
@@ -67,6 +69,13 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the model (GPU runs)."""
     seed: int = 0
+    init_from: str = ""
+    """Start from an exported model (fine-tuning): its dense weights and model config; every puzzle id of
+    the new data starts at the mean of its puzzle embeddings."""
+    freeze_dense_steps: int = 0
+    """Train only the puzzle embeddings for the first N steps (N >= train.steps: embeddings-only)."""
+    max_minutes: float = 0.0
+    """Stop, checkpoint and export after this much training time (0 = no limit)."""
 
 
 @dataclass
@@ -189,7 +198,6 @@ def validate(config: Config) -> None:
     """Checks that do not need the data or the number of processes."""
     checks = [
         (config.data.track in ("arc", "sudoku", "maze"), "data.track must be arc, sudoku or maze"),
-        (config.data.tasks in ("arc1", "arc2"), "data.tasks must be arc1 or arc2"),
         (config.model.mixer in ("attention", "mlp_t"), "model.mixer must be attention or mlp_t"),
         (config.model.pos_encodings in ("rope", "learned", "none"), "model.pos_encodings must be rope, learned or none"),
         (config.model.forward_dtype in ("bfloat16", "float16", "float32"), "model.forward_dtype must be bfloat16, float16 or float32"),

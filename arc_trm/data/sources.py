@@ -1,0 +1,63 @@
+"""The training job's data: one `ExampleSource` per track, built from the `data` config section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from arc_trm.config import DataConfig
+from arc_trm.data.stream import ExampleSource
+from arc_trm.datasets import resolve
+from arc_trm.errors import ConfigError
+from arc_trm.grids import Task
+
+
+def fits(task: Task, canvas: int) -> bool:
+    """Every grid of the task (test outputs included when known) fits the canvas."""
+    grids = [g for pair in task.train + task.test for g in (pair.input, pair.output) if g is not None]
+    return all(g.shape[0] <= canvas and g.shape[1] <= canvas for g in grids)
+
+
+def limit_tasks(tasks: list[Task], held_out: set[str], max_tasks: int, canvas: int) -> list[Task]:
+    """The first `max_tasks` training and first `max_tasks` held-out tasks that fit the canvas."""
+    if max_tasks <= 0:
+        return tasks
+    fitting = [t for t in tasks if fits(t, canvas)]
+    trained = [t for t in fitting if t.id not in held_out][:max_tasks]
+    evaluated = [t for t in fitting if t.id in held_out][:max_tasks]
+    return trained + evaluated
+
+
+def build_source(data: DataConfig, seed: int) -> ExampleSource:
+    if data.track == "arc":
+        from arc_trm.data.arc import PRESETS, ArcSource, arc_tasks
+
+        if data.path:
+            return ArcSource.load(data.path)
+        if data.tasks in PRESETS:
+            tasks, held_out = arc_tasks(data.tasks, data.concept or None)
+        elif Path(data.tasks).exists():
+            tasks = resolve(data.tasks)
+            held_out = {task.id for task in tasks}
+        else:
+            raise ConfigError(f"data.tasks: '{data.tasks}' is neither {' nor '.join(PRESETS)} nor an existing path")
+        tasks = limit_tasks(tasks, held_out, data.max_tasks, data.canvas)
+        return ArcSource.from_tasks(tasks, held_out & {t.id for t in tasks}, num_aug=data.num_aug, seed=seed, canvas=data.canvas)
+    if data.track == "sudoku":
+        from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv, subsample
+
+        puzzles = load_sudoku_csv(Path(data.path) / "train.csv")
+        if data.subsample:
+            puzzles = subsample(puzzles, data.subsample, seed)
+        return SudokuSource(puzzles, num_aug=data.num_aug)
+    from arc_trm.data.maze import MazeSource, load_maze_csv
+
+    return MazeSource(load_maze_csv(Path(data.path) / "train.csv"), augment=data.num_aug > 0)
+
+
+def describe(source: Any, data: DataConfig) -> dict[str, Any]:
+    """What prediction needs to rebuild the puzzle-id mapping of a trained model."""
+    info: dict[str, Any] = {"track": data.track, "num_puzzle_ids": source.num_puzzle_ids, "seq_len": source.seq_len}
+    if data.track == "arc":
+        info.update(source.metadata())
+    return info

@@ -1,0 +1,330 @@
+"""Test-time augmentation inference: every augmentation of every test input, all supervision steps.
+
+    python -m arc_trm.predict checkpoint=runs/tiny split=arc-agi-1/evaluation out=predictions/tiny
+
+For each test input and each augmentation (identity included) the model runs all `halt_max_steps`
+supervision steps without halting. Every step's prediction is decoded, mapped back through the
+inverse augmentation, and kept as a candidate (task, test index, augmentation, step, sigmoid(q_halt),
+grid). Candidates are written to `OUT/candidates.parquet`; voting turns them into
+`OUT/submission.json` (two attempts per test input), and, when the split has solutions, the scores.
+
+Processes (`accelerate launch -m arc_trm.predict ...`) each take a shard of the tasks; the main
+process gathers. Finished tasks are kept in `OUT/parts/`, so a re-run after a kill skips them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from arc_trm.augment import Augmentation, sample_augmentation
+from arc_trm.candidates import Candidate, CandidateTable, grid_key, load_candidates, save_candidates, save_log_probs
+from arc_trm.checkpoint import load_model
+from arc_trm.config import Config, parse_value
+from arc_trm.datasets import resolve
+from arc_trm.errors import ConfigError, exit_on_user_error
+from arc_trm.grids import Grid, Task
+from arc_trm.io import atomic_write_json
+from arc_trm.model.losses import log_stablemax
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding
+from arc_trm.model.trm import TRM
+from arc_trm.submission import attempts_from_rankings, write_submission
+from arc_trm.tokens import IGNORE_LABEL, decode_grid, encode_grid, labels_from_tokens
+from arc_trm.vote import pass_at_k, poe_candidates, vote
+
+
+@torch.no_grad()
+def run_steps(
+    model: TRM, table: PuzzleEmbedding, inputs: torch.Tensor, puzzle_ids: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All supervision steps from (y_init, z_init), no halting.
+
+    Returns predicted tokens (steps, B, L), sigmoid(q_halt) (steps, B) and the last step's
+    log-probabilities (B, L, vocab) under stablemax, the distribution the model is trained on.
+    """
+    y, z = model.initial_state(inputs.shape[0], inputs.device)
+    rows = table.rows(puzzle_ids, requires_grad=False)
+    predictions, confidences = [], []
+    for _ in range(steps):
+        out = model(y, z, inputs, rows)
+        y, z = out.y, out.z
+        predictions.append(out.logits.argmax(-1).to(torch.uint8))
+        confidences.append(torch.sigmoid(out.q_halt))
+    return torch.stack(predictions), torch.stack(confidences), log_stablemax(out.logits.float())
+
+
+@dataclass(frozen=True)
+class Version:
+    """One augmented version of a task the model knows: its augmentation and its puzzle id."""
+
+    k: int
+    puzzle_id: int
+    augmentation: Augmentation
+
+
+@dataclass
+class PuzzleIndex:
+    """Which puzzle ids (and augmentations) a trained model has for each task."""
+
+    versions: dict[str, list[Version]] = field(default_factory=dict)
+    canvas: int = 30
+
+    @classmethod
+    def from_data_info(cls, info: dict[str, Any]) -> "PuzzleIndex":
+        """Our exported models: ids follow the formula 1 + t * (num_aug + 1) + k (see data/arc.py).
+        Imported reference models list their versions explicitly (import_reference.py)."""
+        if "versions" in info:
+            versions = {
+                task_id: [Version(k, pid, Augmentation(d, tuple(int(c) for c in colors))) for k, (pid, d, colors) in enumerate(rows)]
+                for task_id, rows in info["versions"].items()
+            }
+            return cls(versions, info["canvas"])
+        num_aug, seed = info["num_aug"], info["seed"]
+        versions = {}
+        for t, task_id in enumerate(info["task_ids"]):
+            ks = info.get("distinct_versions", {}).get(task_id) or range(num_aug + 1)
+            versions[task_id] = [Version(k, 1 + t * (num_aug + 1) + k, sample_augmentation(seed, t, k)) for k in ks]
+        return cls(versions, info["canvas"])
+
+    def for_task(self, task_id: str, max_aug: int | None) -> list[Version]:
+        """The task's versions, identity first; unknown tasks get the blank id and the identity only."""
+        known = self.versions.get(task_id)
+        if not known:
+            return [Version(0, 0, Augmentation.identity())]
+        chosen = [v for v in known if max_aug is None or v.k <= max_aug]
+        return sorted(chosen, key=lambda v: (not v.augmentation.is_identity, v.k))
+
+
+@dataclass(frozen=True)
+class Query:
+    task_id: str
+    test_index: int
+    version: Version
+    inputs: np.ndarray  # (L,) tokens in the augmented frame
+
+
+def queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> Iterator[Query]:
+    for task in tasks:
+        for test_index, pair in enumerate(task.test):
+            for version in index.for_task(task.id, max_aug):
+                grid = version.augmentation.apply(pair.input)
+                yield Query(task.id, test_index, version, encode_grid(grid, index.canvas).astype(np.int32))
+
+
+def predict_queries(
+    model: TRM, table: PuzzleEmbedding, items: Sequence[Query], batch_size: int, steps: int, device: torch.device,
+    checkpoint: str = "", poe_top_n: int = 0, progress: bool = False,
+) -> tuple[list[Candidate], dict[tuple[str, int, bytes], list[float]]]:
+    """Candidates of every step for every query (grids in the original frame), and, when
+    `poe_top_n` > 0, the log-probabilities of each test input's top candidates under every
+    augmentation (product of experts). `items` must hold whole test inputs (all their versions)."""
+    canvas = int(round(len(items[0].inputs) ** 0.5)) if items else 0
+    candidates: list[Candidate] = []
+    last_logprobs: list[torch.Tensor] = []
+    for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc="predict", unit="batch"):
+        batch = items[start : start + batch_size]
+        inputs = torch.from_numpy(np.stack([q.inputs for q in batch])).to(device)
+        ids = torch.tensor([q.version.puzzle_id for q in batch], device=device)
+        tokens, confidences, logprobs = run_steps(model, table, inputs, ids, steps)
+        tokens, confidences = tokens.cpu().numpy(), confidences.float().cpu().numpy()
+        if poe_top_n:
+            last_logprobs.extend(logprobs.to(torch.float16).cpu())
+        for step in range(steps):
+            for i, query in enumerate(batch):
+                grid = decode_grid(tokens[step, i], canvas)
+                if grid is not None:
+                    grid = query.version.augmentation.invert(grid)
+                candidates.append(
+                    Candidate(query.task_id, query.test_index, query.version.k, step + 1, float(confidences[step, i]), grid, checkpoint)
+                )
+    log_probs = expert_log_probs(candidates, items, last_logprobs, canvas, poe_top_n) if poe_top_n else {}
+    return candidates, log_probs
+
+
+def expert_log_probs(
+    candidates: list[Candidate], items: Sequence[Query], logprobs: list[torch.Tensor], canvas: int, top_n: int
+) -> dict[tuple[str, int, bytes], list[float]]:
+    """Score each test input's top-N reference-vote grids under every augmentation's distribution:
+    the grid is mapped into that augmentation's frame, tokenised, and its token log-probs summed."""
+    rankings = vote(CandidateTable.from_candidates(candidates), "reference")
+    by_input: dict[tuple[str, int], list[int]] = {}
+    for row, query in enumerate(items):
+        by_input.setdefault((query.task_id, query.test_index), []).append(row)
+    scores: dict[tuple[str, int, bytes], list[float]] = {}
+    for task_id, test_index, grid in poe_candidates(rankings, top_n):
+        per_expert = []
+        for row in by_input.get((task_id, test_index), []):
+            augmented = items[row].version.augmentation.apply(grid)
+            if max(augmented.shape) > canvas:
+                continue
+            labels = torch.from_numpy(labels_from_tokens(encode_grid(augmented, canvas)))
+            valid = labels != IGNORE_LABEL
+            picked = logprobs[row].float().gather(-1, torch.where(valid, labels, 0).unsqueeze(-1)).squeeze(-1)
+            per_expert.append(float(picked[valid].sum()))
+        scores[(task_id, test_index, grid_key(grid))] = per_expert
+    return scores
+
+
+def shard(items: Sequence, rank: int, world: int) -> list:
+    return list(items[rank::world])
+
+
+def evaluate_held_out(
+    model: TRM, table: PuzzleEmbedding, source: Any, config: Config, accelerator: Accelerator
+) -> dict[str, float]:
+    """Held-out test inputs with `run.eval_aug` augmentations: pass@1/2 of the reference vote and
+    the exact accuracy of the identity augmentation's last step. ARC only; other tracks report
+    their test-set accuracy through `evaluation.score --track`."""
+    if not hasattr(source, "test_examples") or not hasattr(source, "metadata"):
+        return {}
+    held_out = [task for task in source.tasks if task.id in source.held_out and task.has_solutions]
+    if not held_out:
+        return {}
+    was_training = model.training
+    model.eval()
+    index = PuzzleIndex.from_data_info(source.metadata())
+    items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
+    mine = shard(items, accelerator.process_index, accelerator.num_processes)
+    batch_size = max(1, config.train.global_batch // accelerator.num_processes)
+    candidates, _ = predict_queries(model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device)
+    candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
+    model.train(was_training)
+    rankings = vote(CandidateTable.from_candidates(candidates), "reference")
+    passes = pass_at_k(rankings, held_out, ks=(1, 2))
+    last = config.model.halt_max_steps
+    truths = {(t.id, i): p.output for t in held_out for i, p in enumerate(t.test)}
+    identity = [c for c in candidates if c.augmentation == 0 and c.step == last]
+    exact = sum(c.grid is not None and _same(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
+    return {"eval/pass@1": passes[1], "eval/pass@2": passes[2], "eval/exact_accuracy": exact / max(len(identity), 1)}
+
+
+def _same(a: Grid, b: Grid) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+@dataclass
+class PredictArgs:
+    checkpoint: str = ""
+    """An exported model folder (runs/NAME/model) or a run directory."""
+    split: str = ""
+    """A split name (arc-agi-1/evaluation) or a path: task folder, task file, Kaggle challenges file."""
+    out: str = ""
+    """Output folder: candidates.parquet, submission.json, report.json (when solutions are known)."""
+    num_aug: int = 1000
+    """Augmentations per test input besides the identity (the reference uses all 1000)."""
+    batch_size: int = 256
+    steps: int = 0
+    """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets)."""
+    policy: str = "reference"
+    """Voting policy for submission.json: reference, halt_weighted, first_halt, poe."""
+    poe_top_n: int = 0
+    """Score each test input's top-N candidates under every augmentation (needed by policy=poe)."""
+    tasks_per_part: int = 8
+    """Tasks per restartable part file under OUT/parts."""
+
+
+def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
+    args = PredictArgs()
+    types = {f.name: {"int": int, "str": str}[f.type] for f in dataclasses.fields(PredictArgs)}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in types:
+            raise ConfigError(f"argument '{arg}' is not one of {', '.join(f'{k}=...' for k in types)}")
+        setattr(args, key, parse_value(key, value, types[key]))
+    for required in ("checkpoint", "split", "out"):
+        if not getattr(args, required):
+            raise ConfigError(f"{required}=... is required (e.g. checkpoint=runs/tiny split=arc-agi-1/evaluation out=predictions)")
+    if args.policy == "poe" and args.poe_top_n <= 0:
+        args.poe_top_n = 10
+    return args
+
+
+def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
+    """Predict every part this process owns (skipping finished ones), then gather and vote on the main one."""
+    out = Path(args.out)
+    model, table, info = load_model(args.checkpoint, accelerator.device)
+    tasks = resolve(args.split)
+    index = PuzzleIndex.from_data_info(info) if "versions" in info or "task_ids" in info else PuzzleIndex(canvas=info.get("canvas", 30))
+    unknown = [t.id for t in tasks if t.id not in index.versions]
+    if unknown:
+        accelerator.print(
+            f"warning: {len(unknown)} task(s) were not trained by this model (e.g. {unknown[0]}): they use the blank "
+            "puzzle id and will score near 0; fine-tune on them with `python -m submissions.make`"
+        )
+    too_big = [t.id for t in tasks if any(max(p.input.shape) > index.canvas for p in t.test)]
+    if too_big:
+        accelerator.print(f"warning: {len(too_big)} task(s) have test inputs larger than the {index.canvas}x{index.canvas} canvas; they get fallback answers")
+    steps = args.steps or model.config.halt_max_steps
+    parts = [tasks[i : i + args.tasks_per_part] for i in range(0, len(tasks), args.tasks_per_part)]
+    checkpoint = str(Path(args.checkpoint).resolve())
+    mine = [i for i in range(len(parts)) if i % accelerator.num_processes == accelerator.process_index]
+    for i in tqdm(mine, desc="parts", unit="part", disable=not accelerator.is_main_process):
+        path = out / "parts" / f"part_{i:05d}.parquet"
+        if path.exists():
+            continue
+        fitting = [t for t in parts[i] if t.id not in too_big]
+        items = list(queries(fitting, index, args.num_aug))
+        candidates, log_probs = predict_queries(
+            model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n
+        )
+        if args.poe_top_n:
+            save_log_probs(log_probs, out / "parts" / f"log_probs_{i:05d}.parquet")
+        save_candidates(CandidateTable.from_candidates(candidates), path)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        finish(args, tasks, out, len(parts))
+    accelerator.wait_for_everyone()
+    return out
+
+
+def finish(args: PredictArgs, tasks: list[Task], out: Path, num_parts: int) -> None:
+    """Concatenate the parts, vote, write submission.json and (with solutions) report.json."""
+    from arc_trm.candidates import load_log_probs
+
+    table = CandidateTable.concat([load_candidates(out / "parts" / f"part_{i:05d}.parquet") for i in range(num_parts)])
+    save_candidates(table, out / "candidates.parquet")
+    options: dict[str, Any] = {}
+    if args.policy == "poe":
+        log_probs: dict = {}
+        for i in range(num_parts):
+            log_probs.update(load_log_probs(out / "parts" / f"log_probs_{i:05d}.parquet"))
+        save_log_probs(log_probs, out / "log_probs.parquet")
+        options = {"log_probs": log_probs, "top_n": args.poe_top_n}
+    rankings = vote(table, args.policy, **options)
+    write_submission(attempts_from_rankings(rankings, tasks), out / "submission.json", tasks)
+    print(f"wrote {out / 'submission.json'} ({len(table):,} candidates, policy {args.policy})")
+    if all(task.has_solutions for task in tasks):
+        from evaluation.arc import format_report, load_submission, score_submission
+
+        report = score_submission(load_submission(out / "submission.json"), tasks)
+        report["pass_at_k"] = {str(k): v for k, v in pass_at_k(rankings, tasks).items()}
+        atomic_write_json(out / "report.json", report, indent=True)
+        print(format_report(report))
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_predict_args(sys.argv[1:] if argv is None else argv)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    try:
+        predict_split(args, accelerator)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

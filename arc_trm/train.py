@@ -1,0 +1,361 @@
+"""Train TRM: `accelerate launch -m arc_trm.train [preset=NAME] [section.key=value ...]`.
+
+    accelerate launch -m arc_trm.train                     # tiny preset: CPU, a few minutes
+    accelerate launch --config_file accelerate_configs/multi_gpu.yaml -m arc_trm.train preset=arc1
+
+Accelerate owns devices, processes and DeepSpeed (chosen by the accelerate config file). One
+optimizer step = one supervision step on every batch slot (deep supervision with an ACT carry).
+Re-running the same command resumes from the run directory's `latest` checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint, load_model, publish_checkpoint
+from arc_trm.config import Config, check_batch, load_config
+from arc_trm.data.sources import build_source, describe
+from arc_trm.data.stream import ExampleSource, TrainStream
+from arc_trm.ema import EMA
+from arc_trm.errors import ConfigError, exit_on_user_error
+from arc_trm.io import atomic_write_bytes
+from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
+from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
+from arc_trm.model.trm import TRM
+from arc_trm.optim import AdamATan2, learning_rate
+
+METRICS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "halt_loss")
+
+
+@dataclass
+class Trainer:
+    """Everything one training step touches."""
+
+    config: Config
+    accelerator: Accelerator
+    model: torch.nn.Module  # prepared (DDP / DeepSpeed / plain)
+    raw_model: TRM
+    optimizer: torch.optim.Optimizer
+    table: PuzzleEmbedding
+    sparse_optimizer: SparseSignSGD
+    ema: EMA | None
+    source: ExampleSource
+    stream: TrainStream
+    carries: list[Carry | None]
+    step: int = 0
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimizer step over the local batch, split into `grad_accum` micro-batches."""
+        config, accelerator = self.config, self.accelerator
+        lr = learning_rate(self.step, config.train.lr, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps)
+        if self.step < config.train.freeze_dense_steps:
+            lr = 0.0  # embeddings-only phase: AdamATan2 with lr 0 leaves the dense weights (and their decay) alone
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        micro = batch["inputs"].shape[0] // config.train.grad_accum
+        totals = {name: torch.zeros((), device=accelerator.device, dtype=torch.float64) for name in METRICS}
+        touched_ids, touched_grads = [], []
+        for i in range(config.train.grad_accum):
+            chunk = {k: v[i * micro : (i + 1) * micro] for k, v in batch.items()}
+            with accelerator.accumulate(self.model):
+                carry = self.carries[i] or empty_carry(self.raw_model, chunk)
+                carry = refill(self.raw_model, carry, chunk)
+                rows = self.table.rows(carry.puzzle_ids, requires_grad=True)
+                out = self.model(carry.y, carry.z, carry.inputs, rows)
+                steps = carry.steps + 1
+                halted = halt_decision(
+                    steps, out.q_halt.detach(), config.model.halt_max_steps, config.model.halt_exploration_prob, True
+                )
+                loss, metrics = act_loss(out.logits, out.q_halt, carry.labels, halted)
+                # per micro-batch mean; DDP's average and accumulate's 1/grad_accum make it the global mean
+                accelerator.backward(loss / micro)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            self.carries[i] = Carry(out.y, out.z, steps, halted, carry.inputs, carry.labels, carry.puzzle_ids)
+            touched_ids.append(carry.puzzle_ids)
+            touched_grads.append(rows.grad)
+            metrics["steps"] = torch.where(halted, steps, 0).sum()
+            for name in METRICS:
+                totals[name] += metrics[name].double()
+        emb_lr = learning_rate(
+            self.step, config.train.puzzle_emb_lr, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps
+        )
+        gather = accelerator.gather if accelerator.num_processes > 1 else None
+        self.sparse_optimizer.step(torch.cat(touched_ids), torch.cat(touched_grads), emb_lr, gather)
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        totals["lr"] = torch.tensor(lr, dtype=torch.float64, device=accelerator.device)
+        return totals
+
+    def save(self, run_dir: Path) -> Path:
+        """Checkpoint on every process, then publish it atomically from the main one."""
+        accelerator = self.accelerator
+        tmp = run_dir / "checkpoints" / f"{checkpoint_name(self.step)}.tmp"
+        accelerator.save_state(str(tmp))
+        rank_state = {
+            "step": self.step,
+            "stream": self.stream.state_dict(),
+            "carries": [None if c is None else c.state_dict() for c in self.carries],
+        }
+        torch.save(rank_state, tmp / f"rank_{accelerator.process_index}.pt")
+        accelerator.wait_for_everyone()
+        final = tmp.with_name(checkpoint_name(self.step))
+        if accelerator.is_main_process:
+            publish_checkpoint(run_dir, tmp, self.step, self.config.run.keep_checkpoints)
+        accelerator.wait_for_everyone()
+        return final
+
+    def load(self, path: Path) -> None:
+        self.accelerator.load_state(str(path))
+        rank_file = path / f"rank_{self.accelerator.process_index}.pt"
+        if not rank_file.exists():
+            raise ConfigError(f"{path}: no state for process {self.accelerator.process_index}; resume with the same number of processes")
+        state = torch.load(rank_file, weights_only=False)
+        self.step = state["step"]
+        self.stream.load_state_dict(state["stream"])
+        device = self.accelerator.device
+        self.carries = [None if c is None else Carry.from_state_dict(c, device) for c in state["carries"]]
+
+
+def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    # cpu=True without CUDA, so a multi-process CPU launch forms one gloo group instead of N lone runs
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        gradient_accumulation_steps=config.train.grad_accum,
+        log_with="tensorboard" if config.run.tracker == "tensorboard" else None,
+        project_dir=str(run_dir / "logs"),
+    )
+
+
+def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> None:
+    """Write the config; when resuming, refuse a config that changes the model or the data."""
+    path = run_dir / "config.yaml"
+    current = config.to_dict()
+    if path.exists():
+        saved = yaml.safe_load(path.read_text())
+        changed = [
+            f"{section}.{key}"
+            for section in ("model", "data")
+            for key in current[section]
+            if saved.get(section, {}).get(key) != current[section][key]
+        ]
+        if changed:
+            raise ConfigError(f"{path}: resuming with a different {', '.join(changed)}; use another run.dir")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_bytes(path, yaml.safe_dump(current, sort_keys=False).encode())
+
+
+def load_source(config: Config, accelerator: Accelerator) -> ExampleSource:
+    """Build the data and set the model's vocabulary and sequence length from it.
+
+    When fine-tuning (`train.init_from`), the model config and the ARC canvas come from the model.
+    """
+    check_batch(config, accelerator.num_processes)
+    if config.train.init_from:
+        initial = load_model(config.train.init_from)
+        config.model = initial[0].config
+        config.data.canvas = initial[2].get("canvas", config.data.canvas)
+    with accelerator.main_process_first():
+        source = build_source(config.data, config.train.seed)
+    if config.train.init_from and (source.vocab_size, source.seq_len) != (config.model.vocab_size, config.model.seq_len):
+        raise ConfigError(
+            f"train.init_from: the model reads {config.model.seq_len} tokens of vocabulary {config.model.vocab_size}, "
+            f"the data gives {source.seq_len} of {source.vocab_size}"
+        )
+    config.model.vocab_size, config.model.seq_len = source.vocab_size, source.seq_len
+    return source
+
+
+def initial_weights(config: Config, model: TRM, table: PuzzleEmbedding) -> None:
+    """Fine-tuning: dense weights from the exported model; every puzzle id at its mean embedding."""
+    trained, trained_table, _ = load_model(config.train.init_from)
+    model.load_state_dict(trained.state_dict())
+    learned = trained_table.weights[1:] if trained_table.num_ids > 1 else trained_table.weights
+    table.weights[:] = learned.mean(dim=0).to(table.weights.device)
+
+
+def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource) -> Trainer:
+    world = accelerator.num_processes
+    set_seed(config.train.seed)
+    model = TRM(config.model)
+    table = PuzzleEmbedding(source.num_puzzle_ids, config.model.hidden, accelerator.device)
+    if config.train.init_from:
+        initial_weights(config, model, table)
+    optimizer = AdamATan2(
+        model.parameters(), lr=0.0, betas=(config.train.beta1, config.train.beta2), weight_decay=config.train.weight_decay
+    )
+    if config.train.compile:
+        model = torch.compile(model)
+    if accelerator.state.deepspeed_plugin is not None:
+        # no dataloader goes through prepare(), so DeepSpeed cannot infer its micro-batch
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = (
+            config.train.global_batch // (world * config.train.grad_accum)
+        )
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(prepared)
+    raw_model = getattr(raw_model, "_orig_mod", raw_model)
+    ema = EMA(raw_model, config.train.ema_rate) if config.train.ema else None
+    accelerator.register_for_checkpointing(table)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    stream = TrainStream(source, config.train.global_batch, accelerator.process_index, world, config.train.seed)
+    return Trainer(
+        config, accelerator, prepared, raw_model, optimizer, table,
+        SparseSignSGD(table, config.train.puzzle_emb_weight_decay), ema, source, stream, [None] * config.train.grad_accum,
+    )
+
+
+def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, examples: float) -> dict[str, float]:
+    """Reduce metric sums over processes and turn them into means (one host sync per log)."""
+    stacked = accelerator.reduce(torch.stack([totals[name] for name in METRICS]), reduction="sum").tolist()
+    sums = dict(zip(METRICS, stacked))
+    count = max(sums["count"], 1.0)
+    return {
+        "train/loss": (sums["lm_loss"] + HALT_LOSS_WEIGHT * sums["halt_loss"]) / examples,
+        "train/lm_loss": sums["lm_loss"] / examples,
+        "train/accuracy": sums["accuracy"] / count,
+        "train/exact_accuracy": sums["exact_accuracy"] / count,
+        "train/q_halt_accuracy": sums["q_halt_accuracy"] / count,
+        "train/steps": sums["steps"] / count,
+        "train/lr": float(totals["lr"]),
+    }
+
+
+def train(config: Config) -> Path:
+    run_dir = Path(config.run.dir)
+    accelerator = make_accelerator(config, run_dir)
+    source = load_source(config, accelerator)
+    prepare_run_dir(run_dir, config, accelerator)
+    trainer = build_trainer(config, accelerator, source)
+    resume = latest_checkpoint(run_dir)
+    if resume is not None:
+        trainer.load(resume)
+        accelerator.print(f"resumed from {resume} at step {trainer.step}")
+    if accelerator.is_main_process and config.run.tracker != "none":
+        accelerator.init_trackers("train", config=_flat(config.to_dict()))
+    accelerator.print(
+        f"TRM {trainer.raw_model.num_parameters():,} parameters + puzzle table {trainer.table.num_ids:,} x "
+        f"{config.model.hidden}; {accelerator.num_processes} process(es) on {accelerator.device}; "
+        f"global batch {config.train.global_batch}; {config.train.steps} steps"
+    )
+    batches = iter(trainer.stream)
+    bar = tqdm(
+        total=config.train.steps, initial=trainer.step, disable=not accelerator.is_main_process, dynamic_ncols=True,
+        file=sys.stdout, unit="step",
+    )
+    window: dict[str, torch.Tensor] = {}
+    window_steps, window_start = 0, time.perf_counter()
+    deadline = time.perf_counter() + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
+    while trainer.step < config.train.steps:
+        batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
+        totals = trainer.train_step(batch)
+        for name, value in totals.items():
+            window[name] = window.get(name, 0) + value if name != "lr" else value
+        window_steps += 1
+        bar.update(1)
+        if trainer.step % config.run.log_every == 0 or trainer.step == config.train.steps:
+            logs = summarise(window, accelerator, window_steps * config.train.global_batch)
+            elapsed = time.perf_counter() - window_start
+            logs["train/examples_per_s"] = window_steps * config.train.global_batch / max(elapsed, 1e-9)
+            accelerator.log(logs, step=trainer.step)
+            if accelerator.is_main_process:
+                append_jsonl(run_dir / "metrics.jsonl", {"step": trainer.step, **logs})
+            bar.set_postfix(
+                loss=f"{logs['train/loss']:.3f}", exact=f"{logs['train/exact_accuracy']:.3f}",
+                halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
+            )
+            window, window_steps, window_start = {}, 0, time.perf_counter()
+        stop = deadline is not None and out_of_time(deadline, accelerator)
+        if trainer.step % config.run.checkpoint_every == 0 or trainer.step == config.train.steps or stop:
+            trainer.save(run_dir)
+        if stop:
+            accelerator.print(f"train.max_minutes={config.train.max_minutes} reached at step {trainer.step}")
+            break
+        if config.run.eval_every and trainer.step % config.run.eval_every == 0 and trainer.step < config.train.steps:
+            evaluate_and_log(trainer)
+    bar.close()
+    model_dir = export(trainer, run_dir)
+    evaluate_and_log(trainer)
+    accelerator.end_training()
+    return model_dir
+
+
+def out_of_time(deadline: float, accelerator: Accelerator) -> bool:
+    """Every process stops at the same step: as soon as any one of them is past the deadline."""
+    late = torch.tensor([float(time.perf_counter() > deadline)], device=accelerator.device)
+    return bool(accelerator.reduce(late, reduction="sum").item() > 0)
+
+
+def export(trainer: Trainer, run_dir: Path) -> Path:
+    """Export the EMA weights, the puzzle table and the data description for prediction."""
+    accelerator = trainer.accelerator
+    accelerator.wait_for_everyone()
+    info = describe(trainer.source, trainer.config.data)
+    if accelerator.is_main_process:
+        if trainer.ema is not None:
+            with trainer.ema.averaged() as model:
+                export_model(run_dir / "model", model, trainer.table, info)
+        else:
+            export_model(run_dir / "model", trainer.raw_model, trainer.table, info)
+        accelerator.print(f"exported model to {run_dir / 'model'}")
+    accelerator.wait_for_everyone()
+    return run_dir / "model"
+
+
+def evaluate_and_log(trainer: Trainer) -> None:
+    """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights."""
+    from arc_trm.predict import evaluate_held_out
+
+    config = trainer.config
+    with trainer.ema.averaged() if trainer.ema is not None else nullcontext(trainer.raw_model) as model:
+        results = evaluate_held_out(model, trainer.table, trainer.source, config, trainer.accelerator)
+    if results:
+        trainer.accelerator.log(results, step=trainer.step)
+        if trainer.accelerator.is_main_process:
+            append_jsonl(Path(config.run.dir) / "metrics.jsonl", {"step": trainer.step, **results})
+        trainer.accelerator.print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """One JSON line per log step: easy to read back without TensorBoard."""
+    with open(path, "ab") as handle:
+        handle.write(orjson.dumps(record) + b"\n")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    config = load_config(sys.argv[1:] if argv is None else argv)
+    try:
+        train(config)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
