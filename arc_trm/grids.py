@@ -101,24 +101,28 @@ def grid_to_list(grid: Grid) -> list[list[int]]:
     return np.asarray(grid).tolist()
 
 
-def parse_task(task_id: str, obj: Any, source: str | Path, solutions: list[Any] | None = None) -> Task:
-    """Build a validated `Task` from its JSON object; `solutions` (Kaggle) supplies test outputs."""
+def parse_task(
+    task_id: str, obj: Any, source: str | Path, solutions: list[Any] | None = None, solutions_source: str | Path | None = None
+) -> Task:
+    """Build a validated `Task` from its JSON object; `solutions` (Kaggle) supplies test outputs.
+
+    Errors name `source`, or `solutions_source` for a problem in the solutions."""
     where = f"{source}: task {task_id}"
+    solutions_where = f"{solutions_source or source}: task {task_id}"
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected an object with 'train' and 'test'")
     for key in ("train", "test"):
         if not isinstance(obj.get(key), list) or not obj[key]:
             raise DataError(f"{where}: '{key}' must be a non-empty list of pairs")
-    if solutions is not None and len(solutions) != len(obj["test"]):
-        raise DataError(
-            f"{where}: solutions give {len(solutions)} outputs for {len(obj['test'])} test inputs"
-        )
+    if solutions is not None and (not isinstance(solutions, list) or len(solutions) != len(obj["test"])):
+        count = len(solutions) if isinstance(solutions, list) else "no list of"
+        raise DataError(f"{solutions_where}: solutions give {count} outputs for {len(obj['test'])} test inputs")
     train = tuple(_parse_pair(p, f"{where} train[{i}]", need_output=True) for i, p in enumerate(obj["train"]))
     test = []
     for i, pair_obj in enumerate(obj["test"]):
         pair = _parse_pair(pair_obj, f"{where} test[{i}]", need_output=False)
         if solutions is not None:
-            pair = Pair(pair.input, parse_grid(solutions[i], f"{where} solution[{i}]"))
+            pair = Pair(pair.input, parse_grid(solutions[i], f"{solutions_where} solution[{i}]"))
         test.append(pair)
     return Task(task_id, train, tuple(test))
 
@@ -179,7 +183,7 @@ def _challenges(obj: Any, path: Path, solutions: str | Path | None) -> list[Task
     missing = sorted(set(answers) - set(obj))
     if missing:
         raise DataError(f"{solutions}: task {missing[0]} is not in {path.name}")
-    return [parse_task(task_id, task, path, answers.get(task_id)) for task_id, task in obj.items()]
+    return [parse_task(task_id, task, path, answers.get(task_id), solutions) for task_id, task in obj.items()]
 
 
 def solutions_beside(challenges: Path) -> Path | None:

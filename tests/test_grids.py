@@ -142,12 +142,12 @@ def bad_sources(folder: Path) -> list[tuple[str, Path, list[str]]]:
     mismatch.mkdir()
     challenges = write_bad_challenges(mismatch, GOOD_TASK)
     (mismatch / "bad_solutions.json").write_bytes(orjson.dumps({"k0": [[[1]]], "k1": [[[1]], [[2]]]}))
-    cases.append(("solutions-count", challenges, [str(challenges), "task k1", "solutions give 2 outputs for 1 test inputs"]))
+    cases.append(("solutions-count", challenges, [str(mismatch / "bad_solutions.json"), "task k1", "solutions give 2 outputs for 1 test inputs"]))
 
     bad_solution = folder / "bad-solution"
     bad_solution.mkdir()
     challenges = write_bad_challenges(bad_solution, _with(("test", 0, "output", 0, 0), 10))
-    cases.append(("solution-value-10", challenges, [str(challenges), "task k1 solution[0]", "value 10"]))
+    cases.append(("solution-value-10", challenges, [str(bad_solution / "bad_solutions.json"), "task k1 solution[0]", "value 10"]))
 
     invalid = folder / "invalid" / "badtask.json"
     invalid.parent.mkdir()

@@ -212,3 +212,25 @@ def test_ema_tracks_and_swaps_back():
     with ema.averaged() as averaged:
         assert torch.allclose(averaged.weight, torch.full((1, 2), 0.5))
     assert torch.allclose(model.weight, torch.ones(1, 2))
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_eager():
+    """torch.compile (the GPU training path) keeps the eager numerics: logits, halt logit, gradients."""
+    torch.manual_seed(0)
+    eager = TRM(ModelConfig(**SMALL))
+    twin = TRM(ModelConfig(**SMALL))
+    twin.load_state_dict(eager.state_dict())
+    compiled = torch.compile(twin)
+    inputs, rows = torch.randint(0, 12, (4, 16)), torch.randn(4, 32)
+    outputs = []
+    for model in (eager, compiled):
+        y, z = eager.initial_state(4)
+        out = model(y, z, inputs, rows)
+        loss, _ = act_loss(out.logits, out.q_halt, inputs.long(), torch.ones(4, dtype=torch.bool))
+        loss.backward()
+        grads = [p.grad for p in model.parameters()]
+        outputs.append((out.logits, out.q_halt, out.y, grads))
+    (la, qa, ya, ga), (lb, qb, yb, gb) = outputs
+    assert torch.allclose(la, lb, atol=1e-4) and torch.allclose(qa, qb, atol=1e-4) and torch.allclose(ya, yb, atol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-3) for a, b in zip(ga, gb))

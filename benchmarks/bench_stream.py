@@ -1,0 +1,130 @@
+"""Speed of the ARC data pipeline on one CPU core: building the arc1 preset, and the TrainStream.
+
+    python benchmarks/bench_stream.py [--repeats 3] [--batches 20] [--num-aug 1000] [--no-record]
+
+Measures (arc1 preset, canvas 30, global batch 768):
+- build: `arc_trm.data.arc.build` (load + leak guard + dedup of all versions + Arrow write), and
+  `ArcSource.load` of the result;
+- stream: examples/s of `TrainStream` for world 1, and for rank 0 of world 4 (which only materialises
+  its quarter of each global batch), counted in CPU seconds of this process so that other load on a
+  shared machine does not distort it.
+An H100 consumes about 1,500 fresh examples/s of TRM training, so the stream must beat that per
+process or be given more cores. Results are appended to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: no hidden BLAS/OpenMP threads (set before numpy and torch load).
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+import argparse
+import datetime
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from arc_trm.data.arc import ArcSource, build
+from arc_trm.data.stream import TrainStream
+
+H100_EXAMPLES_PER_S = 1500
+GLOBAL_BATCH = 768
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = "# Benchmark results\n"
+
+
+def device() -> str:
+    """CPU model (lscpu), core count, OS and Python, for the results entry."""
+    model = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} CPUs (1 used), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def cpu_seconds(function: Callable[[], object]) -> float:
+    start = time.process_time()
+    function()
+    return time.process_time() - start
+
+
+def stream_rates(source: ArcSource, batches: int, repeats: int, rank: int, world: int) -> list[float]:
+    """Examples per CPU-second of one rank's slices, one figure per repeat (after two warm-up batches)."""
+    stream = TrainStream(source, GLOBAL_BATCH, rank=rank, world=world, seed=0)
+    for _ in range(2):
+        next(stream)
+    examples = batches * stream.local_batch
+    return [examples / cpu_seconds(lambda: [next(stream) for _ in range(batches)]) for _ in range(repeats)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=20, help="batches per stream repeat")
+    parser.add_argument("--num-aug", type=int, default=1000)
+    parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    built: list[ArcSource] = []
+    build_s, load_s = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            build_s.append(cpu_seconds(lambda: built.append(build("arc1", folder, args.num_aug, seed=0, canvas=30))))
+            load_s.append(cpu_seconds(lambda: ArcSource.load(folder)))
+    source = built[0]
+    world1 = stream_rates(source, args.batches, args.repeats, rank=0, world=1)
+    rank0 = stream_rates(source, args.batches, args.repeats, rank=0, world=4)
+    mean_rate = sum(world1) / len(world1)
+    cores = max(1, math.ceil(H100_EXAMPLES_PER_S / mean_rate))
+
+    versions = sum(len(ks) for ks in source.distinct)
+    rows = [
+        (f"build arc1, num_aug {args.num_aug} ({len(source)} tasks, {versions:,} distinct versions), CPU s", build_s, min),
+        ("ArcSource.load of that folder, CPU s", load_s, min),
+        (f"TrainStream world 1, global batch {GLOBAL_BATCH}: examples per CPU-second", world1, max),
+        (f"TrainStream rank 0 of 4 ({GLOBAL_BATCH // 4} per rank): examples per CPU-second", rank0, max),
+    ]
+    table = ["| what | mean | best |", "| --- | ---: | ---: |"]
+    table += [f"| {what} | {sum(v) / len(v):,.1f} | {best(v):,.1f} |" for what, v, best in rows]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join(["python benchmarks/bench_stream.py", *sys.argv[1:]])
+    entry = "\n".join(
+        [
+            f"\n## {date}: bench_stream.py",
+            "",
+            f"- device: {device()}",
+            f"- command: `{command}`",
+            f"- figures: mean and best of {args.repeats} repeats ({args.batches} batches per stream repeat)",
+            "",
+            *table,
+            "",
+            f"An H100 consumes ~{H100_EXAMPLES_PER_S:,} examples/s: the stream needs {cores} core(s) per GPU "
+            f"(one core gives {mean_rate / H100_EXAMPLES_PER_S:.1f}x that).",
+            "",
+        ]
+    )
+    print(entry)
+    if not args.no_record:
+        try:  # create with the header unless another script already did; never overwrite
+            with RESULTS.open("x") as results:
+                results.write(HEADER)
+        except FileExistsError:
+            pass
+        with RESULTS.open("a") as results:
+            results.write(entry)
+
+
+if __name__ == "__main__":
+    main()
