@@ -33,7 +33,7 @@ from arc_trm.config import Config, parse_value
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Grid, Task
-from arc_trm.io import atomic_write_json
+from arc_trm.io import atomic_write_bytes, atomic_write_json
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
@@ -178,26 +178,72 @@ def shard(items: Sequence, rank: int, world: int) -> list:
     return list(items[rank::world])
 
 
+@torch.no_grad()
+def predict_puzzles(
+    model: TRM, table: PuzzleEmbedding, test_source: Any, batch_size: int, steps: int, device: torch.device,
+    rank: int = 0, world: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sudoku / Maze: (CSV row indices, last-step predicted tokens, labels) of this process's batches."""
+    indices, predictions, labels = [], [], []
+    for b, (index, examples) in enumerate(test_source.test_examples(batch_size)):
+        if b % world != rank:
+            continue
+        inputs = torch.from_numpy(examples.inputs).to(device)
+        ids = torch.from_numpy(examples.puzzle_ids).to(device)
+        tokens, _, _ = run_steps(model, table, inputs, ids, steps)
+        indices.append(index)
+        predictions.append(tokens[-1].cpu().numpy())
+        labels.append(examples.labels)
+    if not indices:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.uint8), np.zeros((0, 0), np.int64)
+    return np.concatenate(indices), np.concatenate(predictions), np.concatenate(labels)
+
+
+def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, accelerator: Accelerator) -> dict[str, float]:
+    """Sudoku / Maze: exact and cell accuracy of the last step on the test puzzles (`data.max_test`)."""
+    from arc_trm.data.sources import build_test_source
+
+    test_source = build_test_source(config.data)
+    batch_size = max(1, config.train.global_batch // accelerator.num_processes)
+    _, predicted, labels = predict_puzzles(
+        model, table, test_source, batch_size, config.model.halt_max_steps, accelerator.device,
+        accelerator.process_index, accelerator.num_processes,
+    )
+    supervised = labels != IGNORE_LABEL
+    correct = (predicted == labels) | ~supervised
+    sums = torch.tensor(
+        [float(correct.all(axis=1).sum()), float((correct & supervised).sum()), float(supervised.sum()), float(len(labels))],
+        dtype=torch.float64, device=accelerator.device,
+    )
+    exact, cells, total_cells, n = accelerator.reduce(sums, reduction="sum").tolist()
+    return {"eval/exact_accuracy": exact / max(n, 1), "eval/cell_accuracy": cells / max(total_cells, 1)}
+
+
 def evaluate_held_out(
     model: TRM, table: PuzzleEmbedding, source: Any, config: Config, accelerator: Accelerator
 ) -> dict[str, float]:
-    """Held-out test inputs with `run.eval_aug` augmentations: pass@1/2 of the reference vote and
-    the exact accuracy of the identity augmentation's last step. ARC only; other tracks report
-    their test-set accuracy through `evaluation.score --track`."""
-    if not hasattr(source, "test_examples") or not hasattr(source, "metadata"):
-        return {}
+    """ARC: held-out test inputs with `run.eval_aug` augmentations: pass@1/2 of the reference vote and
+    the exact accuracy of the identity augmentation's last step. Sudoku / Maze: test-set accuracy."""
+    was_training = model.training
+    model.eval()
+    try:
+        if config.data.track != "arc":
+            return evaluate_puzzles(model, table, config, accelerator)
+        return evaluate_arc(model, table, source, config, accelerator)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config, accelerator: Accelerator) -> dict[str, float]:
     held_out = [task for task in source.tasks if task.id in source.held_out and task.has_solutions]
     if not held_out:
         return {}
-    was_training = model.training
-    model.eval()
     index = PuzzleIndex.from_data_info(source.metadata())
     items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
     mine = shard(items, accelerator.process_index, accelerator.num_processes)
     batch_size = max(1, config.train.global_batch // accelerator.num_processes)
     candidates, _ = predict_queries(model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device)
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
-    model.train(was_training)
     rankings = vote(CandidateTable.from_candidates(candidates), "reference")
     passes = pass_at_k(rankings, held_out, ks=(1, 2))
     last = config.model.halt_max_steps
@@ -255,6 +301,8 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     """Predict every part this process owns (skipping finished ones), then gather and vote on the main one."""
     out = Path(args.out)
     model, table, info = load_model(args.checkpoint, accelerator.device)
+    if info.get("track", "arc") in ("sudoku", "maze"):
+        return predict_track(args, accelerator, model, table, info["track"])
     tasks = resolve(args.split)
     index = PuzzleIndex.from_data_info(info) if "versions" in info or "task_ids" in info else PuzzleIndex(canvas=info.get("canvas", 30))
     unknown = [t.id for t in tasks if t.id not in index.versions]
@@ -285,6 +333,39 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         finish(args, tasks, out, len(parts))
+    accelerator.wait_for_everyone()
+    return out
+
+
+def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table: PuzzleEmbedding, track: str) -> Path:
+    """Sudoku / Maze: OUT/predictions.csv (`index,prediction`, see evaluation/tracks.py) and, since the
+    test CSV holds the answers, OUT/report.json from `evaluation.tracks`."""
+    import csv
+    import io
+
+    from arc_trm.config import DataConfig
+    from arc_trm.data.sources import build_test_source
+    from evaluation.tracks import format_track_report, score_track_file
+
+    module = __import__(f"arc_trm.data.{track}", fromlist=["tokens_to_string"])
+    test_source = build_test_source(DataConfig(track=track, path=args.split), args.split)
+    steps = args.steps or model.config.halt_max_steps
+    indices, predicted, _ = predict_puzzles(
+        model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes
+    )
+    rows = gather_object(list(zip(indices.tolist(), (module.tokens_to_string(t) for t in predicted))))
+    out = Path(args.out)
+    if accelerator.is_main_process:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["index", "prediction"])
+        writer.writerows(sorted(rows))
+        atomic_write_bytes(out / "predictions.csv", buffer.getvalue().encode())
+        solutions = Path(args.split)
+        report = score_track_file(out / "predictions.csv", solutions, track)
+        atomic_write_json(out / "report.json", report, indent=True)
+        print(f"wrote {out / 'predictions.csv'} ({len(rows)} puzzles)")
+        print(format_track_report(report))
     accelerator.wait_for_everyone()
     return out
 

@@ -55,6 +55,21 @@ def build_source(data: DataConfig, seed: int) -> ExampleSource:
     return MazeSource(load_maze_csv(Path(data.path) / "train.csv"), augment=data.num_aug > 0)
 
 
+def build_test_source(data: DataConfig, path: str | Path | None = None) -> Any:
+    """Sudoku / Maze puzzles to evaluate on: `test.csv` of `data.path` (or `path`: a folder or a CSV),
+    the first `data.max_test` of them when set, never augmented."""
+    csv = Path(path or data.path)
+    csv = csv / "test.csv" if csv.is_dir() else csv
+    if data.track == "sudoku":
+        from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv
+
+        puzzles = load_sudoku_csv(csv)
+        return SudokuSource(puzzles[: data.max_test or None], num_aug=0)
+    from arc_trm.data.maze import MazeSource, load_maze_csv
+
+    return MazeSource(load_maze_csv(csv)[: data.max_test or None], augment=False)
+
+
 def describe(source: Any, data: DataConfig) -> dict[str, Any]:
     """What prediction needs to rebuild the puzzle-id mapping of a trained model."""
     info: dict[str, Any] = {"track": data.track, "num_puzzle_ids": source.num_puzzle_ids, "seq_len": source.seq_len}
