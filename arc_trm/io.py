@@ -3,10 +3,12 @@ JSON reading that reports problems as `DataError` naming the file."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import orjson
 
@@ -58,3 +60,34 @@ def read_json(path: str | os.PathLike) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_csv_rows(path: str | os.PathLike, header: Sequence[str], what: str = "CSV file") -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each data row of a CSV file whose first line must be `header`;
+    a missing file, a wrong header or a row with another number of fields is a `DataError` naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a {what}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    reader = csv.reader(io.StringIO(text))
+    found = next(reader, None)
+    if found is None or tuple(found) != tuple(header):
+        raise DataError(f"{path}:1: header must be {','.join(header)}, found {','.join(found or [])!r}")
+    for row in reader:
+        if len(row) != len(header):
+            raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields ({','.join(header)}), found {len(row)}")
+        yield reader.line_num, row
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Any) -> Path:
+    """Write a header and rows as CSV, atomically."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return atomic_write_bytes(path, out.getvalue().encode("utf-8"))

@@ -33,7 +33,7 @@ from arc_trm.config import Config, parse_value
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Grid, Task
-from arc_trm.io import atomic_write_bytes, atomic_write_json
+from arc_trm.io import atomic_write_json, write_csv
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
@@ -340,12 +340,9 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
 def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table: PuzzleEmbedding, track: str) -> Path:
     """Sudoku / Maze: OUT/predictions.csv (`index,prediction`, see evaluation/tracks.py) and, since the
     test CSV holds the answers, OUT/report.json from `evaluation.tracks`."""
-    import csv
-    import io
-
     from arc_trm.config import DataConfig
     from arc_trm.data.sources import build_test_source
-    from evaluation.tracks import format_track_report, score_track_file
+    from evaluation.tracks import PREDICTIONS_HEADER, format_track_report, score_track_file
 
     module = __import__(f"arc_trm.data.{track}", fromlist=["tokens_to_string"])
     test_source = build_test_source(DataConfig(track=track, path=args.split), args.split)
@@ -356,11 +353,7 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
     rows = gather_object(list(zip(indices.tolist(), (module.tokens_to_string(t) for t in predicted))))
     out = Path(args.out)
     if accelerator.is_main_process:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["index", "prediction"])
-        writer.writerows(sorted(rows))
-        atomic_write_bytes(out / "predictions.csv", buffer.getvalue().encode())
+        write_csv(out / "predictions.csv", PREDICTIONS_HEADER, sorted(rows))
         solutions = Path(args.split)
         report = score_track_file(out / "predictions.csv", solutions, track)
         atomic_write_json(out / "report.json", report, indent=True)

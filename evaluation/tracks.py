@@ -25,8 +25,6 @@ Run from the repository root (via the scoring CLI):
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ from arc_trm.data.maze import CHARSET as MAZE_CHARSET
 from arc_trm.data.maze import PATH, bfs, load_maze_csv, parse_maze
 from arc_trm.data.sudoku import grid_values, load_sudoku_csv, units_complete
 from arc_trm.errors import DataError
+from arc_trm.io import read_csv_rows
 
 PREDICTIONS_HEADER = ("index", "prediction")
 TRACK_CHARSETS = {"sudoku": ".0123456789", "maze": MAZE_CHARSET + "."}
@@ -83,24 +82,9 @@ def is_optimal_path(question: str, prediction: str) -> bool:
 
 def read_predictions(path: Path, n: int, length: int, track: str) -> dict[int, str]:
     """index -> prediction of a predictions CSV, validated against `n` puzzles of `length` cells."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a predictions CSV") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(header) != PREDICTIONS_HEADER:
-        raise DataError(f"{path}:1: header must be {','.join(PREDICTIONS_HEADER)}, found {','.join(header or [])!r}")
     allowed = set(TRACK_CHARSETS[track])
     predictions: dict[int, str] = {}
-    for row in reader:
-        line = reader.line_num
-        if len(row) != 2:
-            raise DataError(f"{path}:{line}: expected 2 fields (index,prediction), found {len(row)}")
+    for line, row in read_csv_rows(path, PREDICTIONS_HEADER, "predictions CSV"):
         try:
             index = int(row[0])
         except ValueError:

@@ -22,8 +22,6 @@ layout, so train and test never share one. The output depends on `--seed` only, 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import itertools
 import sys
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
 from arc_trm.data.stream import Examples
 from arc_trm.data.sudoku import HEADER, in_task_order, split
 from arc_trm.errors import DataError, exit_on_user_error
-from arc_trm.io import atomic_write_bytes
+from arc_trm.io import read_csv_rows, write_csv
 
 CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = CHARSET
@@ -108,23 +106,8 @@ def load_maze_csv(path: str | Path) -> list[MazePuzzle]:
     """Read and validate a Maze-Hard CSV file; the first bad row raises `DataError` with file and line.
     All mazes of a file must have the same side."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected its train.csv or test.csv") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(header) != HEADER:
-        raise DataError(f"{path}:1: header must be {','.join(HEADER)}, found {','.join(header or [])!r}")
     mazes: list[MazePuzzle] = []
-    for row in reader:
-        line = reader.line_num
-        if len(row) != len(HEADER):
-            raise DataError(f"{path}:{line}: expected 4 fields ({','.join(HEADER)}), found {len(row)}")
+    for line, row in read_csv_rows(path, HEADER, "train.csv or test.csv"):
         source, question, answer, rating = row
         problem = row_problem(question, answer)
         if problem is None and mazes and len(question) != len(mazes[0].question):
@@ -141,11 +124,7 @@ def load_maze_csv(path: str | Path) -> list[MazePuzzle]:
 
 def write_maze_csv(path: str | Path, mazes: Sequence[MazePuzzle]) -> Path:
     """Write mazes in the 4-column layout, atomically."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows((m.source, m.question, m.answer, m.rating) for m in mazes)
-    return atomic_write_bytes(path, out.getvalue().encode("utf-8"))
+    return write_csv(path, HEADER, ((m.source, m.question, m.answer, m.rating) for m in mazes))
 
 
 # --------------------------------------------------------------------------- tokens, source

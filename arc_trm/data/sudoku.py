@@ -24,8 +24,6 @@ not on `--workers`.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import itertools
 import multiprocessing
 import sys
@@ -41,7 +39,7 @@ from tqdm import tqdm
 
 from arc_trm.data.stream import Examples
 from arc_trm.errors import DataError, exit_on_user_error
-from arc_trm.io import atomic_write_bytes
+from arc_trm.io import read_csv_rows, write_csv
 
 HEADER = ("source", "question", "answer", "rating")
 CELLS = 81
@@ -143,7 +141,7 @@ def load_sudoku_csv(path: str | Path, min_rating: int | None = None) -> list[Sud
     as the reference's `min_difficulty`. Blanks are normalised to `.`.
     """
     path = Path(path)
-    rows = list(_csv_rows(path))
+    rows = list(read_csv_rows(path, HEADER, "train.csv or test.csv"))
     questions = [row[1] for _, row in rows]
     answers = [row[2] for _, row in rows]
     for (line, _), question, answer in zip(rows, questions, answers):  # lengths first: arrays need them
@@ -164,26 +162,6 @@ def load_sudoku_csv(path: str | Path, min_rating: int | None = None) -> list[Sud
     return puzzles
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, 4 fields) of each data row, after checking the header."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected its train.csv or test.csv") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(header) != HEADER:
-        raise DataError(f"{path}:1: header must be {','.join(HEADER)}, found {','.join(header or [])!r}")
-    for row in reader:
-        if len(row) != len(HEADER):
-            raise DataError(f"{path}:{reader.line_num}: expected 4 fields ({','.join(HEADER)}), found {len(row)}")
-        yield reader.line_num, row
-
-
 def _bad_rows(questions: list[str], answers: list[str]) -> np.ndarray:
     """Indices of rows with a bad character, a given the answer contradicts, or an invalid answer."""
     raw_q = np.frombuffer("".join(questions).encode("ascii"), dtype=np.uint8).reshape(-1, CELLS)
@@ -199,11 +177,7 @@ def _bad_rows(questions: list[str], answers: list[str]) -> np.ndarray:
 
 def write_sudoku_csv(path: str | Path, puzzles: Sequence[SudokuPuzzle]) -> Path:
     """Write puzzles in the 4-column layout, atomically."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows((p.source, p.question, p.answer, p.rating) for p in puzzles)
-    return atomic_write_bytes(path, out.getvalue().encode("utf-8"))
+    return write_csv(path, HEADER, ((p.source, p.question, p.answer, p.rating) for p in puzzles))
 
 
 def subsample(puzzles: Sequence[SudokuPuzzle], n: int, seed: int) -> list[SudokuPuzzle]:
