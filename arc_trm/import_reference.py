@@ -106,7 +106,10 @@ def import_reference(
     seq_len: int | None = None, puzzle_emb_len: int = 16,
 ) -> Path:
     weights, table_weights = convert_state_dict(load_reference_checkpoint(checkpoint))
-    config = infer_config(weights, T, n, heads, seq_len, puzzle_emb_len)
+    try:
+        config = infer_config(weights, T, n, heads, seq_len, puzzle_emb_len)
+    except KeyError as missing:
+        raise DataError(f"{checkpoint}: incomplete TRM checkpoint (no {missing.args[0]})") from None
     model = TRM(config)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:

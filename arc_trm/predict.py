@@ -33,13 +33,13 @@ from arc_trm.config import Config, parse_value
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Grid, Task
-from arc_trm.io import atomic_write_json, write_csv
+from arc_trm.io import atomic_write_json, read_json, write_csv
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
 from arc_trm.submission import attempts_from_rankings, write_submission
 from arc_trm.tokens import IGNORE_LABEL, decode_grid, encode_grid, labels_from_tokens
-from arc_trm.vote import pass_at_k, poe_candidates, vote
+from arc_trm.vote import POLICIES, pass_at_k, poe_candidates, vote
 
 
 @torch.no_grad()
@@ -292,9 +292,36 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     for required in ("checkpoint", "split", "out"):
         if not getattr(args, required):
             raise ConfigError(f"{required}=... is required (e.g. checkpoint=runs/tiny split=arc-agi-1/evaluation out=predictions)")
-    if args.policy == "poe" and args.poe_top_n <= 0:
+    checks = [
+        (args.batch_size >= 1, "batch_size must be >= 1"),
+        (args.tasks_per_part >= 1, "tasks_per_part must be >= 1"),
+        (args.steps >= 0, "steps must be >= 0 (0 = the model's halt_max_steps)"),
+        (args.num_aug >= 0, "num_aug must be >= 0"),
+        (args.poe_top_n >= 0, "poe_top_n must be >= 0"),
+        (args.policy in POLICIES, f"policy must be one of {', '.join(POLICIES)}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if args.policy == "poe" and args.poe_top_n == 0:
         args.poe_top_n = 10
     return args
+
+
+def check_parts_settings(out: Path, args: PredictArgs) -> None:
+    """Parts are reused on a re-run only if they were made with the same model, data and settings."""
+    settings = {key: getattr(args, key) for key in ("checkpoint", "split", "num_aug", "steps", "poe_top_n", "tasks_per_part")}
+    settings["checkpoint"] = str(Path(args.checkpoint).resolve())
+    path = out / "parts" / "settings.json"
+    if path.exists():
+        saved = read_json(path)
+        changed = sorted(key for key in settings if saved.get(key) != settings[key])
+        if changed:
+            raise ConfigError(
+                f"{out / 'parts'} holds predictions made with other {', '.join(changed)}; use another out= or delete that folder"
+            )
+    else:
+        atomic_write_json(path, settings, indent=True)
 
 
 def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
@@ -317,6 +344,9 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     steps = args.steps or model.config.halt_max_steps
     parts = [tasks[i : i + args.tasks_per_part] for i in range(0, len(tasks), args.tasks_per_part)]
     checkpoint = str(Path(args.checkpoint).resolve())
+    if accelerator.is_main_process:
+        check_parts_settings(out, args)
+    accelerator.wait_for_everyone()
     mine = [i for i in range(len(parts)) if i % accelerator.num_processes == accelerator.process_index]
     for i in tqdm(mine, desc="parts", unit="part", disable=not accelerator.is_main_process):
         path = out / "parts" / f"part_{i:05d}.parquet"

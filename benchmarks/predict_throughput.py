@@ -1,0 +1,216 @@
+"""Prediction throughput: candidates per second of `predict_queries` (test inputs x augmentations x steps / s).
+
+    python benchmarks/predict_throughput.py                        # arc1 and tiny shapes on this device
+    python benchmarks/predict_throughput.py --shapes arc1 --batch 256 --batches 8   # a GPU
+    python benchmarks/predict_throughput.py --shapes tiny --no-record
+
+Times `arc_trm.predict.predict_queries` (all supervision steps without halting, argmax, decoding,
+inverse augmentation, one Candidate per step) on real ARC-AGI-1 evaluation test inputs under sampled
+augmentations, with random weights (speed does not depend on them). Shapes:
+
+- `arc1`: the reference ARC model (hidden 512, 8 heads, seq 900 + 16 prefix, T=3, n=4, 16 steps);
+- `tiny`: the tiny preset (hidden 64, canvas 10: seq 100 + 4, T=2, n=2, 4 steps).
+
+bf16 on CUDA (the reference's forward dtype), fp32 on CPU (CPU bf16 matmuls are slow). One warm-up
+batch of one step, then `--batches` timed batches. One candidate = one example-step, so
+"time per supervision step per example" = 1 / (candidates/s). Appends an entry to benchmarks/RESULTS.md
+with a projection (not a measurement) of ARC-AGI-2 evaluation on Kaggle's 4 x L4; see `projection`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from arc_trm.config import load_config
+from arc_trm.datasets import resolve
+from arc_trm.model.layers import swiglu_width
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding
+from arc_trm.model.trm import TRM, ModelConfig
+from arc_trm.predict import PuzzleIndex, predict_queries, queries
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+# Projection inputs (sources: ../shared/reference/peers.md, trm.md)
+H100_TRAIN_EXAMPLE_STEPS = 800.0  # reference training, example-steps/s per H100 (Trelis; peers.md "best per-GPU H100 figure")
+L4_PER_H100 = 1 / 8  # L4 ~ 1/8 H100 in bf16 (peers.md)
+KAGGLE_L4S = 4
+ARC2_TEST_INPUTS = 167  # ARC-AGI-2 evaluation: 120 tasks, 167 test inputs
+AUGMENTATIONS = 1001  # identity + 1000
+STEPS = 16
+
+
+def shape_config(name: str, cuda: bool) -> ModelConfig:
+    dtype = "bfloat16" if cuda else "float32"
+    if name == "arc1":
+        return ModelConfig(seq_len=900, forward_dtype=dtype)  # the defaults are the reference ARC model
+    if name == "tiny":
+        config = load_config(["preset=tiny"])
+        model = config.model
+        return ModelConfig(
+            vocab_size=12, seq_len=config.data.canvas**2, hidden=model.hidden, heads=model.heads, expansion=model.expansion,
+            layers=model.layers, T=model.T, n=model.n, halt_max_steps=model.halt_max_steps,
+            puzzle_emb_len=model.puzzle_emb_len, forward_dtype=dtype,
+        )
+    raise SystemExit(f"error: unknown shape '{name}' (arc1, tiny)")
+
+
+def layer_passes(c: ModelConfig, training: bool) -> int:
+    """Forward layer-pass equivalents per example and supervision step. Inference: T(n+1) applications
+    of f, each `layers` blocks. Training adds the backward of the last cycle only (twice its forward)."""
+    forward = c.T * (c.n + 1) * c.layers
+    return forward + (2 * (c.n + 1) * c.layers if training else 0)
+
+
+def inference_flops(c: ModelConfig) -> float:
+    """Matmul FLOP per example and supervision step, forward only (as train_throughput.py, no backward)."""
+    L, D = c.total_len, c.hidden
+    W = swiglu_width(D, c.expansion)
+    mixer = 2 * D * 3 * D + 2 * D * D + 4 * L * D if c.mixer == "attention" else 6 * swiglu_width(L, c.expansion) * D
+    return L * (layer_passes(c, training=False) * (mixer + 2 * D * 2 * W + 2 * W * D) + 2 * D * c.vocab_size)
+
+
+def workload(canvas: int, count: int, seed: int = 0) -> list:
+    """`count` queries: ARC-AGI-1 evaluation test inputs that fit the canvas, each under augmentations
+    0, 1, 2, ... (as prediction orders them), with their own puzzle ids."""
+    tasks = [t for t in resolve("arc-agi-1/evaluation") if all(max(p.input.shape) <= canvas for p in t.test)]
+    per_input = min(AUGMENTATIONS - 1, count)
+    tasks = tasks[: count // (per_input + 1) + 1]
+    info = {"task_ids": [t.id for t in tasks], "num_aug": per_input, "seed": seed, "canvas": canvas}
+    index = PuzzleIndex.from_data_info(info)
+    return list(itertools.islice(queries(tasks, index, per_input), count))
+
+
+def measure(name: str, batch: int, batches: int, steps: int | None, device: torch.device) -> dict:
+    config = shape_config(name, device.type == "cuda")
+    steps = steps or config.halt_max_steps
+    torch.manual_seed(0)
+    model = TRM(config).to(device).eval()
+    items = workload(int(round(config.seq_len**0.5)), batch * (batches + 1))
+    table = PuzzleEmbedding(max(q.version.puzzle_id for q in items) + 1, config.hidden, device)
+    table.weights.normal_(0, 0.02)
+    warm, timed = items[:batch], items[batch:]
+    predict_queries(model, table, warm, batch, 1, device)  # warm-up: kernels, allocator
+    sync(device)
+    start = time.perf_counter()
+    candidates, _ = predict_queries(model, table, timed, batch, steps, device)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    assert len(candidates) == len(timed) * steps
+    rate = len(candidates) / elapsed
+    flops = inference_flops(config)
+    return {"shape": name, "dtype": config.forward_dtype, "batch": batch, "batches": batches, "steps": steps,
+            "candidates": len(candidates), "seconds": elapsed, "rate": rate, "per_step_ms": 1000 / rate,
+            "gflop": flops / 1e9, "gflops_s": rate * flops / 1e9, "config": config}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    import os
+
+    return f"{model}, {os.cpu_count()} CPUs ({torch.get_num_threads()} threads used)"
+
+
+def projection() -> list[str]:
+    """ARC-AGI-2 evaluation on Kaggle's 4 x L4, from published training rates: a projection, not a measurement."""
+    arc1 = ModelConfig()
+    train_passes, infer_passes = layer_passes(arc1, True), layer_passes(arc1, False)
+    work = ARC2_TEST_INPUTS * AUGMENTATIONS * STEPS
+    h100 = H100_TRAIN_EXAMPLE_STEPS * train_passes / infer_passes
+    kaggle = h100 * L4_PER_H100 * KAGGLE_L4S
+    kaggle_third = H100_TRAIN_EXAMPLE_STEPS * 3 * L4_PER_H100 * KAGGLE_L4S
+    return [
+        "",
+        "**Projection (not a measurement): ARC-AGI-2 evaluation on Kaggle's 4 x L4, arc1 shape, bf16.**",
+        f"- work: {ARC2_TEST_INPUTS} test inputs (120 tasks) x {AUGMENTATIONS} augmentations x {STEPS} steps = {work:,} example-steps (candidates)",
+        f"- assumed: the reference trains at ~{H100_TRAIN_EXAMPLE_STEPS:.0f} example-steps/s per H100 (peers.md, Trelis); "
+        f"a training step is {train_passes} layer-pass equivalents (T(n+1)x2 = {infer_passes} forward + 2 x (n+1)x2 = "
+        f"{train_passes - infer_passes} for the backward of the last cycle only), an inference step {infer_passes}; "
+        f"so inference ~ {H100_TRAIN_EXAMPLE_STEPS:.0f} x {train_passes}/{infer_passes} = {h100:,.0f} example-steps/s per H100; "
+        f"L4 ~ 1/8 H100 bf16 (peers.md); batches large enough to reach the training efficiency",
+        f"- 4 x L4: {h100:,.0f} x 1/8 x 4 = {kaggle:,.0f} example-steps/s -> {work:,} / {kaggle:,.0f} = "
+        f"{work / kaggle:,.0f} s = **{work / kaggle / 60:.0f} min**",
+        f"- with the cruder 'inference = 1/3 of a training step' rule (backward = 2 x forward over the whole step, "
+        f"which over-counts: TRM back-propagates only the last of its T cycles): {H100_TRAIN_EXAMPLE_STEPS:.0f} x 3 x 1/8 x 4 = "
+        f"{kaggle_third:,.0f} /s -> {work / kaggle_third / 60:.0f} min",
+        f"- cross-check: Trelis report ~1 h of inference on 4 x L4 with 256-512 augmentations (peers.md); this projection gives "
+        f"{ARC2_TEST_INPUTS * 513 * STEPS / kaggle / 60:.0f} min for 512, so expect real runs up to ~2x slower than projected",
+        "- not included: loading the ~2.6 GB puzzle table, CPU decoding/voting, and the test-time fine-tuning that "
+        "new (hidden) tasks need before their puzzle ids mean anything",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="arc1,tiny", help="comma-separated: arc1, tiny")
+    parser.add_argument("--batch", type=int, default=None, help="queries per batch (default: arc1 2 on CPU / 256 on CUDA; tiny 64)")
+    parser.add_argument("--batches", type=int, default=None, help="timed batches (default: arc1 2 on CPU / 8 on CUDA; tiny 8)")
+    parser.add_argument("--steps", type=int, default=None, help="supervision steps (default: the shape's halt_max_steps)")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.type == "cuda"
+    print(f"device: {device_name(device)}; torch {torch.__version__}")
+    results = []
+    for name in args.shapes.split(","):
+        batch = args.batch or {"arc1": 256 if cuda else 2, "tiny": 64}[name]
+        batches = args.batches or {"arc1": 8 if cuda else 2, "tiny": 8}[name]
+        r = measure(name, batch, batches, args.steps, device)
+        results.append(r)
+        print(f"{name}: batch {r['batch']}, {r['candidates']} candidates in {r['seconds']:.2f} s: "
+              f"{r['rate']:.2f} candidates/s, {r['per_step_ms']:.2f} ms per supervision step per example, "
+              f"{r['gflops_s']:.1f} GFLOP/s ({r['gflop']:.2f} GFLOP per example-step, {r['dtype']})")
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    command = " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
+    lines = [
+        f"\n## {stamp} UTC: {Path(__file__).name}",
+        "",
+        f"- device: {device_name(device)}, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}",
+        f"- command: `{command}`",
+        "- figures: one timed run of `predict_queries` per shape (after a one-step warm-up batch), random weights, "
+        "real ARC-AGI-1 evaluation test inputs under sampled augmentations; candidates/s = example-steps/s",
+        "",
+        "| shape | dtype | batch | candidates timed | candidates/s | ms per step per example | GFLOP per example-step | GFLOP/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        c = r["config"]
+        shape = f"{r['shape']} (D {c.hidden}, seq {c.seq_len}+{c.puzzle_emb_len}, T {c.T}, n {c.n}, {r['steps']} steps)"
+        lines.append(f"| {shape} | {r['dtype']} | {r['batch']} | {r['candidates']} | {r['rate']:.2f} | {r['per_step_ms']:.2f} | "
+                     f"{r['gflop']:.2f} | {r['gflops_s']:.1f} |")
+    arc1 = next((r for r in results if r["shape"] == "arc1"), None)
+    if arc1 is not None:
+        work = ARC2_TEST_INPUTS * AUGMENTATIONS * STEPS
+        lines.append(f"\nAt the measured arc1 rate, this device would take {work / arc1['rate'] / 3600:,.0f} h for ARC-AGI-2 "
+                     f"evaluation ({work:,} example-steps).")
+    lines += projection()
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_record:
+        with open(RESULTS, "a") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
