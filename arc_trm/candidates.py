@@ -17,7 +17,7 @@ once each, as their `grid_key`, and grouping identical grids is integer grouping
 On disk: one Parquet file with columns `task_id` (dictionary string), `test_index` (int32),
 `augmentation` (int32), `step` (int16), `q_halt` (float64), `checkpoint` (dictionary string) and
 `grid` (dictionary binary, null = did not decode; each value is a `grid_key`). Product-of-experts
-log-probabilities are a separate file (`save_log_probs` / `load_log_probs`), see docs/voting.md.
+log-probabilities are a separate file (`save_log_probs` / `load_log_probs`), see the README, section Voting.
 """
 
 from __future__ import annotations

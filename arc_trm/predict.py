@@ -324,6 +324,20 @@ def check_parts_settings(out: Path, args: PredictArgs) -> None:
         atomic_write_json(path, settings, indent=True)
 
 
+def skipped_tasks(tasks: Sequence[Task], index: PuzzleIndex) -> dict[str, list[str]]:
+    """Tasks prediction cannot answer, by reason. A model that knows some tasks has no trained puzzle
+    embedding for the others (the blank id scores near 0, so they are fine-tuned first, e.g. by
+    `submissions.make`); a model without task index (an imported one without identifiers) uses the
+    blank id for every task."""
+    reasons: dict[str, list[str]] = {}
+    for task in tasks:
+        if any(max(pair.input.shape) > index.canvas for pair in task.test):
+            reasons.setdefault(f"have test inputs larger than the {index.canvas}x{index.canvas} canvas", []).append(task.id)
+        elif index.versions and task.id not in index.versions:
+            reasons.setdefault("were not trained by this model", []).append(task.id)
+    return reasons
+
+
 def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     """Predict every part this process owns (skipping finished ones), then gather and vote on the main one."""
     out = Path(args.out)
@@ -332,15 +346,10 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
         return predict_track(args, accelerator, model, table, info["track"])
     tasks = resolve(args.split)
     index = PuzzleIndex.from_data_info(info) if "versions" in info or "task_ids" in info else PuzzleIndex(canvas=info.get("canvas", 30))
-    unknown = [t.id for t in tasks if t.id not in index.versions]
-    if unknown:
-        accelerator.print(
-            f"warning: {len(unknown)} task(s) were not trained by this model (e.g. {unknown[0]}): they use the blank "
-            "puzzle id and will score near 0; fine-tune on them with `python -m submissions.make`"
-        )
-    too_big = [t.id for t in tasks if any(max(p.input.shape) > index.canvas for p in t.test)]
-    if too_big:
-        accelerator.print(f"warning: {len(too_big)} task(s) have test inputs larger than the {index.canvas}x{index.canvas} canvas; they get fallback answers")
+    skipped = skipped_tasks(tasks, index)
+    for reason, ids in skipped.items():
+        accelerator.print(f"warning: {len(ids)} task(s) {reason} (e.g. {ids[0]}): they get fallback answers")
+    skip = {task_id for ids in skipped.values() for task_id in ids}
     steps = args.steps or model.config.halt_max_steps
     parts = [tasks[i : i + args.tasks_per_part] for i in range(0, len(tasks), args.tasks_per_part)]
     checkpoint = str(Path(args.checkpoint).resolve())
@@ -352,8 +361,7 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
         path = out / "parts" / f"part_{i:05d}.parquet"
         if path.exists():
             continue
-        fitting = [t for t in parts[i] if t.id not in too_big]
-        items = list(queries(fitting, index, args.num_aug))
+        items = list(queries([t for t in parts[i] if t.id not in skip], index, args.num_aug))
         candidates, log_probs = predict_queries(
             model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n
         )

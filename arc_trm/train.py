@@ -36,6 +36,8 @@ from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 from arc_trm.model.trm import TRM
 from arc_trm.optim import AdamATan2, learning_rate
 
+Initial = tuple[TRM, PuzzleEmbedding, dict]  # an exported model to fine-tune: load_model's result
+
 METRICS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "halt_loss")
 
 
@@ -159,19 +161,18 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
         atomic_write_bytes(path, yaml.safe_dump(current, sort_keys=False).encode())
 
 
-def load_source(config: Config, accelerator: Accelerator) -> ExampleSource:
+def load_source(config: Config, accelerator: Accelerator, initial: Initial | None = None) -> ExampleSource:
     """Build the data and set the model's vocabulary and sequence length from it.
 
     When fine-tuning (`train.init_from`), the model config and the ARC canvas come from the model.
     """
     check_batch(config, accelerator.num_processes)
-    if config.train.init_from:
-        initial = load_model(config.train.init_from)
+    if initial is not None:
         config.model = initial[0].config
         config.data.canvas = initial[2].get("canvas", config.data.canvas)
     with accelerator.main_process_first():
         source = build_source(config.data, config.train.seed)
-    if config.train.init_from and (source.vocab_size, source.seq_len) != (config.model.vocab_size, config.model.seq_len):
+    if initial is not None and (source.vocab_size, source.seq_len) != (config.model.vocab_size, config.model.seq_len):
         raise ConfigError(
             f"train.init_from: the model reads {config.model.seq_len} tokens of vocabulary {config.model.vocab_size}, "
             f"the data gives {source.seq_len} of {source.vocab_size}"
@@ -180,21 +181,21 @@ def load_source(config: Config, accelerator: Accelerator) -> ExampleSource:
     return source
 
 
-def initial_weights(config: Config, model: TRM, table: PuzzleEmbedding) -> None:
+def initial_weights(initial: Initial, model: TRM, table: PuzzleEmbedding) -> None:
     """Fine-tuning: dense weights from the exported model; every puzzle id at its mean embedding."""
-    trained, trained_table, _ = load_model(config.train.init_from)
+    trained, trained_table, _ = initial
     model.load_state_dict(trained.state_dict())
     learned = trained_table.weights[1:] if trained_table.num_ids > 1 else trained_table.weights
     table.weights[:] = learned.mean(dim=0).to(table.weights.device)
 
 
-def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource) -> Trainer:
+def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource, initial: Initial | None = None) -> Trainer:
     world = accelerator.num_processes
     set_seed(config.train.seed)
     model = TRM(config.model)
     table = PuzzleEmbedding(source.num_puzzle_ids, config.model.hidden, accelerator.device)
-    if config.train.init_from:
-        initial_weights(config, model, table)
+    if initial is not None:
+        initial_weights(initial, model, table)
     optimizer = AdamATan2(
         model.parameters(), lr=0.0, betas=(config.train.beta1, config.train.beta2), weight_decay=config.train.weight_decay
     )
@@ -238,9 +239,11 @@ def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, example
 def train(config: Config) -> Path:
     run_dir = Path(config.run.dir)
     accelerator = make_accelerator(config, run_dir)
-    source = load_source(config, accelerator)
+    initial = load_model(config.train.init_from) if config.train.init_from else None
+    source = load_source(config, accelerator, initial)
     prepare_run_dir(run_dir, config, accelerator)
-    trainer = build_trainer(config, accelerator, source)
+    trainer = build_trainer(config, accelerator, source, initial)
+    del initial  # the fine-tuned copy lives in the trainer; free the loaded one (the ARC-2 table is ~2.6 GB)
     resume = latest_checkpoint(run_dir)
     if resume is not None:
         trainer.load(resume)

@@ -8,7 +8,7 @@
 Rankings are keyed by (task_id, test_index), never by the test input's content: the reference keys
 by a hash of the input grid, which merges two identical test inputs of one task. Every (task, test
 input) present in the table has a key; its list may be empty when nothing decoded. Candidates
-without a grid never rank. Policies (the `POLICIES` registry; details in docs/voting.md):
+without a grid never rank. Policies (the `POLICIES` registry; details in the README, section Voting):
 
 - `reference`: the last step of each augmentation votes; rank by (votes, mean q_halt), then first
   appearance in the table (the reference's insertion order).

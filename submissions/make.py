@@ -1,0 +1,489 @@
+"""Kaggle ARC Prize submission for unseen tasks: fine-tune, predict, vote, and always leave a valid file.
+
+    python -m submissions.make --checkpoint runs/arc2/model \\
+        --challenges /kaggle/input/arc-prize-2025/arc-agi_test_challenges.json \\
+        --out /kaggle/working/submission.json --time-budget 11h
+
+1. Read the time budget (`11h`, `90m`, `3600s`, `3600`), the challenges and the checkpoint. A bad file
+   or option is one `error:` line and exit code 2, and nothing is written.
+2. Write the fallback submission to --out at once (every task, every test input, two distinct
+   attempts): from then on a valid file exists whatever happens. The fallback guesses
+   (`arc_trm.submission.fallback_guesses`) are the test input itself, then a blank grid of the
+   expected output shape filled with the demo outputs' most frequent colour.
+3. Fine-tune the checkpoint on the tasks' demo pairs (preset `finetune`, full model unless
+   --embeddings-only) for at most FINETUNE_SHARE of the time left. If it fails (out of memory, ...),
+   predict with the original checkpoint.
+4. Predict in chunks of CHUNK_TASKS tasks (`arc_trm.predict.predict_split`: every augmentation,
+   every supervision step, then the vote). After each chunk its tasks overwrite their fallback in
+   --out (validated, atomic). An out-of-memory error retries the chunk with half the batch; a
+   failed chunk keeps its fallback; no chunk starts that the time left would not cover.
+5. Print a one-paragraph summary (tasks predicted, fallbacks and why, time per phase); exit 0.
+
+One process only (`python -m`, not `accelerate launch`): it uses one GPU. The work folder (--work)
+keeps the fine-tuning run and the prediction parts under names that hash their inputs, so re-running
+the same command resumes where it stopped, and any other checkpoint, challenges or setting starts
+afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import orjson
+import torch
+from accelerate import Accelerator
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from arc_trm.candidates import NO_GRID, load_candidates
+from arc_trm.checkpoint import latest_checkpoint
+from arc_trm.config import Config, check_batch, load_config
+from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.grids import Task, grid_to_list, load_challenges
+from arc_trm.io import atomic_write_json, read_json
+from arc_trm.predict import PredictArgs, predict_split
+from arc_trm.submission import fallback_submission, write_submission
+from arc_trm.train import train
+from arc_trm.vote import POLICIES
+
+log = logging.getLogger("submissions.make")
+
+Submission = dict[str, list[dict[str, list[list[int]]]]]
+
+FINETUNE_SHARE = 0.7
+"""Share of the time left after loading that fine-tuning may use; prediction and writing get the rest.
+A choice, not a measurement: fine-tuning can stop at any step and still help, while prediction must
+reach a task to score it at all, so prediction keeps a generous share (Trelis predicted for about
+1 h of 12 on 4 GPUs; here one GPU predicts)."""
+MIN_FINETUNE_S = 60.0
+"""Below this, loading the model and building the augmented tasks would use up the whole phase."""
+CHUNK_TASKS = 8
+"""Tasks per prediction call: the unit of progress written to --out and of the clock check."""
+CHUNK_SAFETY = 1.5
+"""A chunk starts only when the time left exceeds this many times the slowest chunk so far (chunks
+differ in their number of test inputs)."""
+MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
+DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `11h`, `1.5h`, `90m`, `3600s` or plain `3600`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([hms]?)\s*", text.lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration like 11h, 90m, 3600s or 3600")
+    return float(match.group(1)) * {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}[match.group(2)]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are a `UserError`: one `error:` line and exit 2, like bad data."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m submissions.make", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="exported model folder (runs/NAME/model) or run folder")
+    parser.add_argument("--challenges", required=True, type=Path, help="Kaggle *_challenges.json of the tasks to answer")
+    parser.add_argument("--out", required=True, type=Path, help="submission.json to write")
+    parser.add_argument("--time-budget", type=parse_duration, default=parse_duration("11h"),
+                        help="wall-clock budget for everything: 11h, 90m, 3600s or seconds (default 11h)")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"work folder (default {DEFAULT_WORK})")
+    parser.add_argument("--finetune-steps", type=int, default=0, help="fine-tuning steps (default: the preset's)")
+    parser.add_argument("--finetune-aug", type=int, default=128, help="augmentations per task to fine-tune on (default 128)")
+    parser.add_argument("--predict-aug", type=int, default=128, help="augmentations per test input besides the identity (default 128)")
+    parser.add_argument("--batch-size", type=int, default=256, help="prediction batch; halved after an out-of-memory error (default 256)")
+    parser.add_argument("--embeddings-only", action="store_true", help="fine-tune the puzzle embeddings only")
+    parser.add_argument("--no-finetune", action="store_true", help="predict with the checkpoint as it is")
+    parser.add_argument("--policy", default="reference", choices=sorted(POLICIES), help="voting policy (default reference)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="fine-tuning config override, repeatable (e.g. --set train.global_batch=96)")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for name in ("finetune_aug", "predict_aug"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.batch_size < 1 or args.finetune_steps < 0:
+        raise ConfigError("--batch-size must be >= 1 and --finetune-steps >= 0")
+    return args
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The exported model behind `path` (a model folder or a run folder), checked like `load_model`."""
+    folder = Path(path)
+    if (folder / "model").is_dir() and not (folder / "weights.safetensors").exists():
+        folder = folder / "model"
+    missing = [name for name in MODEL_FILES if not (folder / name).exists()]
+    if missing:
+        raise DataError(f"{folder}: not an exported model (missing {', '.join(missing)})")
+    return folder
+
+
+def known_tasks(model: Path) -> set[str]:
+    """Tasks the model has puzzle ids for; any other task is predicted with the blank id (near 0%)."""
+    info = read_json(model / "data.json")
+    return set(info.get("versions") or info.get("task_ids") or ())
+
+
+def challenges_json(tasks: Sequence[Task]) -> dict[str, Any]:
+    """Tasks as a Kaggle challenges object, without test outputs."""
+    return {
+        task.id: {
+            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in task.train],
+            "test": [{"input": grid_to_list(p.input)} for p in task.test],
+        }
+        for task in tasks
+    }
+
+
+def fingerprint(*parts: Any) -> str:
+    """Short stable hash of JSON-able parts: names work folders after what they were made from."""
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+def model_identity(model: Path) -> list[Any]:
+    """Where the model is and which weights it holds (a re-export in place changes the identity)."""
+    weights = (model / "weights.safetensors").stat()
+    return [str(model.resolve()), weights.st_size, weights.st_mtime_ns]
+
+
+def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tasks_key: str) -> Config:
+    """The fine-tuning job (validated now, so a bad --set fails before anything is written).
+
+    Its run folder hashes everything that shapes the result but the time limit, so the same command
+    resumes the run and any other checkpoint, task set or setting gets a fresh one."""
+    overrides = [
+        "preset=finetune",
+        f"train.init_from={model}",
+        f"data.tasks={tasks_file}",
+        f"data.num_aug={args.finetune_aug}",
+        *([f"train.steps={args.finetune_steps}"] if args.finetune_steps else []),
+        *args.overrides,
+    ]
+    config = load_config(overrides)
+    check_batch(config, world=1)
+    if args.embeddings_only:
+        config.train.freeze_dense_steps = config.train.steps
+    identity = config.to_dict()
+    identity["train"].pop("max_minutes")
+    identity["run"].pop("dir")
+    config.run.dir = str(args.work / f"finetune-{fingerprint(tasks_key, model_identity(model), identity)}")
+    return config
+
+
+# --------------------------------------------------------------------------------------- bookkeeping
+
+
+@dataclass
+class Clock:
+    """The time budget, and the time spent per phase for the summary."""
+
+    budget_s: float
+    start: float = field(default_factory=time.monotonic)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def remaining(self) -> float:
+        return self.budget_s - (time.monotonic() - self.start)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        begin = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.monotonic() - begin
+
+
+@dataclass
+class Report:
+    """What happened, for the summary: which model predicted which task, and every fallback's reason."""
+
+    tasks: Sequence[Task]
+    predicted: dict[str, str] = field(default_factory=dict)  # task id -> model label
+    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> why it kept the fallback
+    notes: list[str] = field(default_factory=list)  # whole-phase fallbacks and facts, with reasons
+    blank_id: int = 0  # predicted tasks the model had no puzzle ids for
+
+    def note(self, message: str) -> None:
+        log.warning(message)
+        self.notes.append(message)
+
+    def fall_back(self, tasks: Sequence[Task], reason: str) -> None:
+        if tasks:
+            more = ", ..." if len(tasks) > 5 else ""
+            log.warning(f"fallback kept for {len(tasks)} task(s) ({', '.join(t.id for t in tasks[:5])}{more}): {reason}")
+        for task in tasks:
+            self.fallbacks[task.id] = reason
+            self.predicted.pop(task.id, None)
+
+    def predicted_by(self, task_id: str, label: str, known: bool) -> None:
+        self.predicted[task_id] = label
+        self.fallbacks.pop(task_id, None)
+        self.blank_id += not known
+
+
+def describe(error: BaseException) -> str:
+    """One line for an exception: its type and the first line of its message."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}"[:200] if first else type(error).__name__
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def summary(report: Report, clock: Clock, out: Path) -> str:
+    """The closing paragraph: tasks predicted, fallbacks grouped by reason, time per phase."""
+    total = len(report.tasks)
+    inputs = sum(len(task.test) for task in report.tasks)
+    by_model: dict[str, int] = {}
+    for label in report.predicted.values():
+        by_model[label] = by_model.get(label, 0) + 1
+    predicted = ", ".join(f"{n} by the {label} model" for label, n in by_model.items()) or "none"
+    reasons: dict[str, int] = {}
+    for task in report.tasks:
+        if task.id not in report.predicted:
+            reason = report.fallbacks.get(task.id, "not predicted")
+            reasons[reason] = reasons.get(reason, 0) + 1
+    fallback = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
+    parts = [f"wrote {out}: {total} tasks ({inputs} test inputs); predicted: {predicted}."]
+    if report.blank_id:
+        parts.append(f"{report.blank_id} predicted task(s) had no puzzle ids in the model (blank id, near 0%).")
+    parts.append(f"Fallback guesses: {total - len(report.predicted)} task(s)" + (f" ({fallback})." if fallback else "."))
+    parts.extend(report.notes)
+    phases = ", ".join(f"{name} {format_seconds(s)}" for name, s in clock.phases.items())
+    spent = clock.budget_s - clock.remaining()
+    parts.append(f"Time: {phases}; total {format_seconds(spent)} of a {format_seconds(clock.budget_s)} budget.")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------- robust actions
+
+
+def write_retrying(submission: Submission, path: Path, tasks: Sequence[Task]) -> None:
+    """`write_submission` (validate, atomic write), retried with back-off when the file system
+    hiccups (network disks, a full disk being cleaned); an invalid submission is never retried."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(OSError),
+        stop=stop_after_attempt(5),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        before_sleep=lambda state: log.warning(f"writing {path} failed ({describe(state.outcome.exception())}); retrying"),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            write_submission(submission, path, tasks)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error)
+    )
+
+
+def free_memory() -> None:
+    """Drop what a failed phase left behind (its frames hold tensors) before the next one allocates."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def halved(batch: int, attempt: int) -> int:
+    """Batch size of the `attempt`-th try (1-based): halved after each failure, down to 1."""
+    return max(1, batch >> (attempt - 1))
+
+
+def predict_halving_batch(args: PredictArgs, accelerator: Accelerator) -> tuple[Path, int]:
+    """`predict_split`, retried with half the batch after each out-of-memory error until batch 1
+    fails too. Finished parts are kept between tries. Returns the output and the batch that worked."""
+
+    def after_failure(state: RetryCallState) -> None:
+        free_memory()
+        log.warning(
+            f"out of memory at prediction batch {halved(args.batch_size, state.attempt_number)}; "
+            f"retrying with batch {halved(args.batch_size, state.attempt_number + 1)}"
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(is_out_of_memory),
+        stop=lambda state: halved(args.batch_size, state.attempt_number) == 1,
+        before_sleep=after_failure,
+        reraise=True,
+    )
+
+    def attempt() -> tuple[Path, int]:
+        batch = halved(args.batch_size, retrying.statistics["attempt_number"])
+        return predict_split(replace(args, batch_size=batch), accelerator), batch
+
+    return retrying(attempt)
+
+
+# ------------------------------------------------------------------------------------------- phases
+
+
+def finetune(config: Config, clock: Clock, report: Report) -> Path | None:
+    """The fine-tuned model, or None (with the reason noted) when there is no time or training fails."""
+    budget = FINETUNE_SHARE * clock.remaining()
+    if budget < MIN_FINETUNE_S:
+        report.note(f"Fine-tuning skipped: {format_seconds(budget)} of budget for it (< {MIN_FINETUNE_S:.0f} s).")
+        return None
+    # max_minutes bounds the training loop; loading the model and the tasks comes on top
+    config.train.max_minutes = budget / 60
+    log.info(f"fine-tuning for at most {format_seconds(budget)} in {config.run.dir}")
+    try:
+        model = model_folder(train(config))
+    except Exception as error:  # any failure (out of memory, bad data, a bug) leaves the original model
+        log.warning("fine-tuning failed", exc_info=True)
+        report.note(f"Fine-tuning failed ({describe(error)}); predicted with the original checkpoint.")
+        return None
+    finally:
+        free_memory()
+    reached = latest_checkpoint(Path(config.run.dir))
+    steps = int(reached.name.split("_")[-1]) if reached is not None else 0
+    report.notes.append(f"Fine-tuned for {steps} of {config.train.steps} steps.")
+    return model
+
+
+def chunk_results(out: Path, chunk: Sequence[Task]) -> tuple[Submission, set[str]]:
+    """The chunk's voted entries and the ids of its tasks with at least one decoded prediction."""
+    entries = read_json(out / "submission.json")
+    table = load_candidates(out / "candidates.parquet")
+    decoded = {table.task_ids[code] for code in np.unique(table.task[table.grid != NO_GRID])}
+    return {task.id: entries[task.id] for task in chunk}, decoded
+
+
+def predict(
+    tasks: Sequence[Task], model: Path, label: str, args: argparse.Namespace, tasks_key: str,
+    submission: Submission, clock: Clock, report: Report,
+) -> None:
+    """Predict chunk by chunk; after each, its tasks overwrite their fallback in --out."""
+    canvas = read_json(model / "data.json").get("canvas", 30)
+    known = known_tasks(model)
+    settings = PredictArgs(
+        checkpoint=str(model), split="", out="", num_aug=args.predict_aug, policy=args.policy,
+        poe_top_n=10 if args.policy == "poe" else 0,
+    )
+    folder = args.work / f"predict-{fingerprint(tasks_key, model_identity(model), args.predict_aug, args.policy)}"
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    batch, slowest = args.batch_size, 0.0
+    chunks = [tasks[i : i + CHUNK_TASKS] for i in range(0, len(tasks), CHUNK_TASKS)]
+    for i, chunk in enumerate(chunks):
+        if clock.remaining() <= CHUNK_SAFETY * slowest:
+            report.fall_back([t for later in chunks[i:] for t in later], "out of time")
+            report.note(f"Prediction stopped by the clock after {i} of {len(chunks)} chunks.")
+            break
+        began = time.monotonic()
+        chunk_dir = folder / f"chunk_{i:05d}"
+        try:
+            atomic_write_json(chunk_dir / "tasks.json", challenges_json(chunk))
+            out, batch = predict_halving_batch(
+                replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), accelerator
+            )
+            entries, decoded = chunk_results(out, chunk)
+        except Exception as error:  # one chunk's failure keeps its fallback; the next chunk may work
+            log.warning(f"prediction of chunk {i} failed", exc_info=True)
+            report.fall_back(chunk, f"prediction failed ({describe(error)})")
+            free_memory()
+            continue
+        finally:
+            slowest = max(slowest, time.monotonic() - began)
+        updated = {**submission, **entries}
+        try:
+            write_retrying(updated, args.out, tasks)
+        except (OSError, ValueError) as error:  # the file keeps its last good version
+            report.fall_back(chunk, f"writing failed ({describe(error)})")
+            continue
+        submission = updated
+        for task in chunk:
+            if task.id in decoded:
+                report.predicted_by(task.id, label, known=task.id in known)
+        missing = [task for task in chunk if task.id not in decoded]
+        too_big = {task.id for task in missing if any(max(pair.input.shape) > canvas for pair in task.test)}
+        report.fall_back([task for task in missing if task.id in too_big], f"larger than the model's {canvas}x{canvas} canvas")
+        report.fall_back([task for task in missing if task.id not in too_big], "no prediction decoded")
+        log.info(f"chunk {i + 1}/{len(chunks)}: {len(decoded)} of {len(chunk)} tasks predicted; {args.out} updated")
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format="%(name)s: %(message)s")  # other libraries stay at WARNING
+    log.setLevel(logging.INFO)
+    clock = Clock(0.0)
+    with clock.phase("load"):
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        clock.budget_s = args.time_budget
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("run `python -m submissions.make` as one process, not under `accelerate launch`")
+        tasks = load_challenges(args.challenges)
+        model = model_folder(args.checkpoint)
+        tasks_key = fingerprint(challenges_json(tasks))
+        tasks_file = args.work / f"tasks-{tasks_key}.json"
+        config = finetune_config(args, model, tasks_file, tasks_key)
+    report = Report(tasks)
+    with clock.phase("fallback"):
+        submission = fallback_submission(tasks)
+        try:
+            write_retrying(submission, args.out, tasks)
+        except OSError as error:
+            raise DataError(f"{args.out}: cannot write the submission ({describe(error)})") from None
+    if clock.remaining() <= 0:
+        report.note("The time budget is spent: the fallback file stands.")
+    else:
+        run_phases(args, model, tasks, tasks_file, tasks_key, config, submission, clock, report)
+    print(summary(report, clock, args.out))
+    return 0
+
+
+def run_phases(
+    args: argparse.Namespace, model: Path, tasks: Sequence[Task], tasks_file: Path, tasks_key: str, config: Config,
+    submission: Submission, clock: Clock, report: Report,
+) -> None:
+    """Fine-tune (unless told not to), then predict with the fine-tuned or the original model.
+    Nothing here stops the command: every failure is noted and leaves the file as last written."""
+    try:
+        atomic_write_json(tasks_file, challenges_json(tasks))
+    except OSError as error:
+        report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
+        return
+    label = "original"
+    if not args.no_finetune:
+        with clock.phase("fine-tune"):
+            tuned = finetune(config, clock, report)
+        if tuned is not None:
+            model, label = tuned, "fine-tuned"
+    if clock.remaining() <= 0:
+        report.note("No time left to predict: the fallback file stands.")
+        return
+    with clock.phase("predict"):
+        try:
+            predict(tasks, model, label, args, tasks_key, submission, clock, report)
+        except Exception as error:  # e.g. the model folder cannot be read: the file holds what was written
+            log.warning("prediction failed", exc_info=True)
+            report.note(f"Prediction stopped ({describe(error)}).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

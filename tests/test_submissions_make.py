@@ -1,0 +1,261 @@
+"""`python -m submissions.make` on real ARC tasks with a tiny model, on CPU:
+`pytest tests/test_submissions_make.py -q`.
+
+One tiny model is trained once per module (10 steps, seconds). The challenges are three ARC-AGI-1
+evaluation tasks that model knows (their demos fit its 10x10 canvas) and one task whose test inputs
+do not fit (it must keep the fallback). Faults are injected in-process with monkeypatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from arc_trm.grids import load_challenges
+from arc_trm.io import read_json
+from arc_trm.submission import fallback_submission, validate_submission
+from submissions import make
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+SMALL = ["--finetune-aug", "2", "--predict-aug", "2", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("tiny")
+    command = [
+        sys.executable, "-m", "arc_trm.train", "preset=tiny", f"run.dir={run}", "run.tracker=none",
+        "train.steps=10", "data.max_tasks=4", "data.num_aug=2",
+    ]
+    subprocess.run(command, cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=300)
+    return run / "model"
+
+
+@pytest.fixture(scope="module")
+def files(tiny_model, shared_data, tmp_path_factory) -> dict:
+    """challenges.json + solutions.json (named so that neither is picked up beside the other)."""
+    kaggle = shared_data / "kaggle"
+    challenges = read_json(kaggle / "arc-agi_evaluation_challenges.json")
+    solutions = read_json(kaggle / "arc-agi_evaluation_solutions.json")
+    fitting = [t for t in read_json(tiny_model / "data.json")["task_ids"] if t in challenges][:3]
+    too_big = next(
+        t for t in sorted(challenges)
+        if len(challenges[t]["test"]) > 1 and all(len(p["input"]) > 10 for p in challenges[t]["test"])
+    )
+    ids = [*fitting, too_big]
+    folder = tmp_path_factory.mktemp("challenges")
+    (folder / "challenges.json").write_text(json.dumps({t: challenges[t] for t in ids}))
+    (folder / "solutions.json").write_text(json.dumps({t: solutions[t] for t in ids}))
+    assert len(fitting) == 3
+    return {"challenges": folder / "challenges.json", "solutions": folder / "solutions.json", "fitting": fitting, "too_big": too_big}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def args(model: Path, files: dict, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--checkpoint", str(model), "--challenges", str(files["challenges"]), "--out", str(tmp_path / "submission.json"),
+        "--work", str(tmp_path / "work"), *extra,
+    ]
+
+
+def assert_complete(submission: dict, files: dict) -> None:
+    tasks = load_challenges(files["challenges"])
+    assert validate_submission(submission, tasks) == []
+    for task in tasks:
+        assert len(submission[task.id]) == len(task.test)
+        for entry in submission[task.id]:
+            assert set(entry) == {"attempt_1", "attempt_2"} and entry["attempt_1"] != entry["attempt_2"]
+            for grid in entry.values():
+                assert all(isinstance(row, list) and all(isinstance(v, int) and 0 <= v <= 9 for v in row) for row in grid)
+
+
+def fallback(files: dict) -> dict:
+    return json.loads(json.dumps(fallback_submission(load_challenges(files["challenges"]))))
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("text, seconds", [("11h", 39600), ("1.5h", 5400), ("90m", 5400), ("3600s", 3600), ("3600", 3600), ("0", 0)])
+def test_time_budgets_parse(text, seconds):
+    assert make.parse_duration(text) == seconds
+
+
+def test_end_to_end_writes_a_valid_scored_submission(tiny_model, files, tmp_path):
+    command = [sys.executable, "-m", "submissions.make", *args(tiny_model, files, tmp_path, "--finetune-steps", "4", *SMALL,
+               "--set", "train.global_batch=16")]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 by the fine-tuned model" in result.stdout and "larger than the model's 10x10 canvas" in result.stdout
+    submission = read_json(tmp_path / "submission.json")
+    assert_complete(submission, files)
+    assert submission[files["too_big"]] == fallback(files)[files["too_big"]]
+    score = subprocess.run(
+        [sys.executable, "-m", "evaluation.score", str(tmp_path / "submission.json"), "--solutions", str(files["solutions"]),
+         "--json", str(tmp_path / "report.json")],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+    assert score.returncode == 0, score.stderr
+    report = read_json(tmp_path / "report.json")
+    assert (report["n_tasks"], report["n_outputs"]) == (4, 5)
+
+
+def test_embeddings_only_leaves_the_dense_weights_alone(tiny_model, files, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    assert make.main(args(tiny_model, files, tmp_path, "--embeddings-only", "--finetune-steps", "2", *SMALL,
+                          "--set", "train.global_batch=16")) == 0
+    assert "3 by the fine-tuned model" in capsys.readouterr().out
+    (tuned,) = (tmp_path / "work").glob("finetune-*/model")
+    before, after = load_file(tiny_model / "weights.safetensors"), load_file(tuned / "weights.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    table = load_file(tuned / "puzzle_table.safetensors")["weights"]
+    assert not torch.allclose(table[1:], table[1:].mean(0))  # embeddings moved away from their common start
+
+
+def test_work_folders_are_named_after_their_inputs(tiny_model, files, tmp_path):
+    def run_dir(*extra: str) -> str:
+        parsed = make.parse_args(args(tiny_model, files, tmp_path, *extra))
+        return make.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").run.dir
+
+    assert run_dir() == run_dir("--time-budget", "2h")  # the same job resumes whatever the budget
+    assert len({run_dir(), run_dir("--finetune-aug", "4"), run_dir("--set", "train.lr=1e-3"), run_dir("--embeddings-only")}) == 4
+
+
+def test_zero_budget_writes_the_fallback_quickly(tiny_model, files, tmp_path, capsys):
+    start = time.monotonic()
+    assert make.main(args(tiny_model, files, tmp_path, "--time-budget", "0")) == 0
+    assert time.monotonic() - start < 10
+    assert read_json(tmp_path / "submission.json") == fallback(files)
+    assert not (tmp_path / "work").exists()
+    assert "fallback file stands" in capsys.readouterr().out
+
+
+def test_failed_finetuning_predicts_with_the_original_checkpoint(tiny_model, files, tmp_path, monkeypatch, capsys):
+    def broken_train(config):
+        raise RuntimeError("CUDA out of memory (injected)")
+
+    used = []
+
+    def spy(predict_args, accelerator):
+        used.append(predict_args.checkpoint)
+        return make_predict(predict_args, accelerator)
+
+    make_predict = make.predict_split
+    monkeypatch.setattr(make, "train", broken_train)
+    monkeypatch.setattr(make, "predict_split", spy)
+    assert make.main(args(tiny_model, files, tmp_path, *SMALL)) == 0
+    assert used and set(used) == {str(tiny_model)}
+    out = capsys.readouterr().out
+    assert "Fine-tuning failed (RuntimeError: CUDA out of memory (injected))" in out and "3 by the original model" in out
+    submission = read_json(tmp_path / "submission.json")
+    assert_complete(submission, files)
+    assert any(submission[t] != fallback(files)[t] for t in files["fitting"])  # predictions replaced fallbacks
+
+
+def test_failed_prediction_keeps_the_fallback_file(tiny_model, files, tmp_path, monkeypatch, capsys):
+    def broken_predict(predict_args, accelerator):
+        raise ValueError("decoder exploded (injected)")
+
+    monkeypatch.setattr(make, "predict_split", broken_predict)
+    assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
+    assert read_json(tmp_path / "submission.json") == fallback(files)
+    assert "4 prediction failed (ValueError: decoder exploded (injected))" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "error", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), RuntimeError("CUDA error: out of memory")]
+)
+def test_out_of_memory_retries_with_half_the_batch(tiny_model, files, tmp_path, monkeypatch, capsys, error):
+    batches = []
+
+    def first_call_fails(predict_args, accelerator):
+        batches.append(predict_args.batch_size)
+        if len(batches) == 1:
+            raise error
+        return real(predict_args, accelerator)
+
+    real = make.predict_split
+    monkeypatch.setattr(make, "predict_split", first_call_fails)
+    assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
+    assert batches == [16, 8]
+    assert "3 by the original model" in capsys.readouterr().out
+    assert_complete(read_json(tmp_path / "submission.json"), files)
+
+
+def test_out_of_memory_at_batch_one_gives_up_on_the_chunk(tiny_model, files, tmp_path, monkeypatch, capsys):
+    batches = []
+
+    def always_fails(predict_args, accelerator):
+        batches.append(predict_args.batch_size)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(make, "predict_split", always_fails)
+    assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
+    assert batches == [16, 8, 4, 2, 1]
+    assert read_json(tmp_path / "submission.json") == fallback(files)
+    assert "prediction failed (OutOfMemoryError" in capsys.readouterr().out
+
+
+def test_flaky_writes_are_retried(tiny_model, files, tmp_path, monkeypatch):
+    calls = []
+
+    def flaky_write(submission, path, tasks):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error (injected)")
+        return real(submission, path, tasks)
+
+    real = make.write_submission
+    monkeypatch.setattr(make, "write_submission", flaky_write)
+    assert make.main(args(tiny_model, files, tmp_path, "--time-budget", "0")) == 0
+    assert len(calls) == 2 and read_json(tmp_path / "submission.json") == fallback(files)
+
+
+BAD_CHALLENGES = {
+    "missing": None,
+    "not json": "{not json",
+    "empty": "{}",
+    "ragged grid": json.dumps({"t": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}}),
+    "colour 10": json.dumps({"t": {"train": [{"input": [[10]], "output": [[1]]}], "test": [{"input": [[1]]}]}}),
+    "no test": json.dumps({"t": {"train": [{"input": [[1]], "output": [[1]]}], "test": []}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHALLENGES))
+def test_bad_challenges_exit_2_and_write_nothing(tiny_model, tmp_path, capsys, case):
+    challenges = tmp_path / "bad.json"
+    if BAD_CHALLENGES[case] is not None:
+        challenges.write_text(BAD_CHALLENGES[case])
+    files = {"challenges": challenges}
+    with pytest.raises(SystemExit) as exit_info:
+        make.main(args(tiny_model, files, tmp_path))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "bad.json" in lines[0]
+    assert not (tmp_path / "submission.json").exists()
+
+
+@pytest.mark.parametrize("extra", [["--checkpoint", "/nonexistent/model"], ["--set", "train.no_such_key=1"], ["--time-budget", "soon"]])
+def test_bad_options_exit_2_and_write_nothing(tiny_model, files, tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as exit_info:
+        make.main(args(tiny_model, files, tmp_path) + extra)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert not (tmp_path / "submission.json").exists()
