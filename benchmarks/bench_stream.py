@@ -21,10 +21,7 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 import argparse
-import datetime
 import math
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,27 +33,16 @@ import torch
 from arc_trm.data.arc import ArcSource, build
 from arc_trm.data.stream import TrainStream
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
+from common import command_line, describe_device, entry, publish, timed  # noqa: E402
+
 H100_EXAMPLES_PER_S = 1500
 GLOBAL_BATCH = 768
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-HEADER = "# Benchmark results\n"
-
-
-def device() -> str:
-    """CPU model (lscpu), core count, OS and Python, for the results entry."""
-    model = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} CPUs (1 used), {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def cpu_seconds(function: Callable[[], object]) -> float:
-    start = time.process_time()
-    function()
-    return time.process_time() - start
+    """CPU seconds of this process that one call of `function` takes."""
+    return timed(function, clock=time.process_time)[0]
 
 
 def stream_rates(source: ArcSource, batches: int, repeats: int, rank: int, world: int) -> list[float]:
@@ -98,32 +84,13 @@ def main() -> None:
     ]
     table = ["| what | mean | best |", "| --- | ---: | ---: |"]
     table += [f"| {what} | {sum(v) / len(v):,.1f} | {best(v):,.1f} |" for what, v, best in rows]
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = " ".join(["python benchmarks/bench_stream.py", *sys.argv[1:]])
-    entry = "\n".join(
-        [
-            f"\n## {date}: bench_stream.py",
-            "",
-            f"- device: {device()}",
-            f"- command: `{command}`",
-            f"- figures: mean and best of {args.repeats} repeats ({args.batches} batches per stream repeat)",
-            "",
-            *table,
-            "",
-            f"An H100 consumes ~{H100_EXAMPLES_PER_S:,} examples/s: the stream needs {cores} core(s) per GPU "
-            f"(one core gives {mean_rate / H100_EXAMPLES_PER_S:.1f}x that).",
-            "",
-        ]
+    text = entry(
+        __file__, describe_device(), command_line(__file__),
+        f"mean and best of {args.repeats} repeats ({args.batches} batches per stream repeat)",
+        [*table, "", f"An H100 consumes ~{H100_EXAMPLES_PER_S:,} examples/s: the stream needs {cores} core(s) per GPU "
+                     f"(one core gives {mean_rate / H100_EXAMPLES_PER_S:.1f}x that)."],
     )
-    print(entry)
-    if not args.no_record:
-        try:  # create with the header unless another script already did; never overwrite
-            with RESULTS.open("x") as results:
-                results.write(HEADER)
-        except FileExistsError:
-            pass
-        with RESULTS.open("a") as results:
-            results.write(entry)
+    publish(text, args.no_record)
 
 
 if __name__ == "__main__":

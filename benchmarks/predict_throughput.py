@@ -20,24 +20,21 @@ with a projection (not a measurement) of ARC-AGI-2 evaluation on Kaggle's 4 x L4
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from arc_trm.config import load_config
 from arc_trm.datasets import resolve
-from arc_trm.model.layers import swiglu_width
+from arc_trm.model.flops import flops_per_example_step, layer_passes
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.predict import PuzzleIndex, predict_queries, queries
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
+from common import command_line, describe_device, entry, publish, timed  # noqa: E402
 
 # Projection inputs (sources: ../shared/reference/peers.md, trm.md)
 H100_TRAIN_EXAMPLE_STEPS = 800.0  # reference training, example-steps/s per H100 (Trelis; peers.md "best per-GPU H100 figure")
@@ -63,21 +60,6 @@ def shape_config(name: str, cuda: bool) -> ModelConfig:
     raise SystemExit(f"error: unknown shape '{name}' (arc1, tiny)")
 
 
-def layer_passes(c: ModelConfig, training: bool) -> int:
-    """Forward layer-pass equivalents per example and supervision step. Inference: T(n+1) applications
-    of f, each `layers` blocks. Training adds the backward of the last cycle only (twice its forward)."""
-    forward = c.T * (c.n + 1) * c.layers
-    return forward + (2 * (c.n + 1) * c.layers if training else 0)
-
-
-def inference_flops(c: ModelConfig) -> float:
-    """Matmul FLOP per example and supervision step, forward only (as train_throughput.py, no backward)."""
-    L, D = c.total_len, c.hidden
-    W = swiglu_width(D, c.expansion)
-    mixer = 2 * D * 3 * D + 2 * D * D + 4 * L * D if c.mixer == "attention" else 6 * swiglu_width(L, c.expansion) * D
-    return L * (layer_passes(c, training=False) * (mixer + 2 * D * 2 * W + 2 * W * D) + 2 * D * c.vocab_size)
-
-
 def workload(canvas: int, count: int, seed: int = 0) -> list:
     """`count` queries: ARC-AGI-1 evaluation test inputs that fit the canvas, each under augmentations
     0, 1, 2, ... (as prediction orders them), with their own puzzle ids."""
@@ -97,37 +79,15 @@ def measure(name: str, batch: int, batches: int, steps: int | None, device: torc
     items = workload(int(round(config.seq_len**0.5)), batch * (batches + 1))
     table = PuzzleEmbedding(max(q.version.puzzle_id for q in items) + 1, config.hidden, device)
     table.weights.normal_(0, 0.02)
-    warm, timed = items[:batch], items[batch:]
+    warm, measured = items[:batch], items[batch:]
     predict_queries(model, table, warm, batch, 1, device)  # warm-up: kernels, allocator
-    sync(device)
-    start = time.perf_counter()
-    candidates, _ = predict_queries(model, table, timed, batch, steps, device)
-    sync(device)
-    elapsed = time.perf_counter() - start
-    assert len(candidates) == len(timed) * steps
+    elapsed, (candidates, _) = timed(lambda: predict_queries(model, table, measured, batch, steps, device), device)
+    assert len(candidates) == len(measured) * steps
     rate = len(candidates) / elapsed
-    flops = inference_flops(config)
+    flops = flops_per_example_step(config, training=False)
     return {"shape": name, "dtype": config.forward_dtype, "batch": batch, "batches": batches, "steps": steps,
             "candidates": len(candidates), "seconds": elapsed, "rate": rate, "per_step_ms": 1000 / rate,
             "gflop": flops / 1e9, "gflops_s": rate * flops / 1e9, "config": config}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    import os
-
-    return f"{model}, {os.cpu_count()} CPUs ({torch.get_num_threads()} threads used)"
 
 
 def projection() -> list[str]:
@@ -170,7 +130,7 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
-    print(f"device: {device_name(device)}; torch {torch.__version__}")
+    print(f"device: {describe_device(device)}")
     results = []
     for name in args.shapes.split(","):
         batch = args.batch or {"arc1": 256 if cuda else 2, "tiny": 64}[name]
@@ -181,16 +141,7 @@ def main() -> None:
               f"{r['rate']:.2f} candidates/s, {r['per_step_ms']:.2f} ms per supervision step per example, "
               f"{r['gflops_s']:.1f} GFLOP/s ({r['gflop']:.2f} GFLOP per example-step, {r['dtype']})")
 
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    command = " ".join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
     lines = [
-        f"\n## {stamp} UTC: {Path(__file__).name}",
-        "",
-        f"- device: {device_name(device)}, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}",
-        f"- command: `{command}`",
-        "- figures: one timed run of `predict_queries` per shape (after a one-step warm-up batch), random weights, "
-        "real ARC-AGI-1 evaluation test inputs under sampled augmentations; candidates/s = example-steps/s",
-        "",
         "| shape | dtype | batch | candidates timed | candidates/s | ms per step per example | GFLOP per example-step | GFLOP/s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -205,11 +156,10 @@ def main() -> None:
         lines.append(f"\nAt the measured arc1 rate, this device would take {work / arc1['rate'] / 3600:,.0f} h for ARC-AGI-2 "
                      f"evaluation ({work:,} example-steps).")
     lines += projection()
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_record:
-        with open(RESULTS, "a") as handle:
-            handle.write(text)
+    figures = ("one timed run of `predict_queries` per shape (after a one-step warm-up batch), random weights, "
+               "real ARC-AGI-1 evaluation test inputs under sampled augmentations; candidates/s = example-steps/s")
+    text = entry(__file__, describe_device(device), command_line(__file__), figures, lines)
+    publish(text, args.no_record)
 
 
 if __name__ == "__main__":

@@ -10,20 +10,15 @@ SignSGD, EMA) on real ARC-AGI-1 batches from the training stream, after warm-up 
 measures the device's dense matmul rate (square matmuls in the compute dtype) in the same run, so
 MFU = achieved model FLOP/s / measured matmul FLOP/s. Appends an entry to benchmarks/RESULTS.md.
 
-FLOP count per example and supervision step (matmuls only, 2 FLOP per multiply-add): a layer pass
-costs, per token, 2·D·3D (QKV) + 2·D·D (output) + 4·L·D (scores and values) + 2·D·2W + 2·W·D
-(SwiGLU); one step makes T·(n+1)·layers forward layer passes, and the last cycle's (n+1)·layers
-passes are also back-propagated at twice the forward cost; plus the output head. For arc1
-(D 512, L 916, W 1536, T 3, n 4) that is 50 layer-pass equivalents, about 0.40 TFLOP.
+FLOP count per example and supervision step: `arc_trm.model.flops.flops_per_example_step` with
+training=True (matmuls only; the last cycle's layer passes are back-propagated at twice the forward
+cost). For arc1 (D 512, L 916, W 1536, T 3, n 4) that is 50 layer-pass equivalents, about 0.40 TFLOP.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,43 +26,25 @@ from accelerate import Accelerator
 
 from arc_trm.config import load_config
 from arc_trm.data.arc import ArcSource, arc_tasks
-from arc_trm.model.layers import swiglu_width
-from arc_trm.model.trm import ModelConfig
+from arc_trm.model.flops import flops_per_example_step
 from arc_trm.train import build_trainer
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
-
-
-def flops_per_example_step(c: ModelConfig) -> float:
-    L, D = c.total_len, c.hidden
-    W = swiglu_width(D, c.expansion)
-    if c.mixer == "attention":
-        mixer = 2 * D * 3 * D + 2 * D * D + 4 * L * D
-    else:  # a SwiGLU over the sequence for each of the D channels, spread over the L tokens
-        mixer = 6 * swiglu_width(L, c.expansion) * D
-    per_token_layer = mixer + 2 * D * 2 * W + 2 * W * D
-    layer_passes = c.T * (c.n + 1) * c.layers + 2 * (c.n + 1) * c.layers
-    head = 3 * 2 * D * c.vocab_size  # forward + backward of lm_head
-    return L * (layer_passes * per_token_layer + head)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
+from common import command_line, describe_device, entry, publish, timed  # noqa: E402
 
 
 def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 4096, repeats: int = 10) -> float:
     """Measured dense matmul FLOP/s on this device in this dtype."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
 
+    def matmuls(count: int) -> None:
+        for _ in range(count):
+            a @ b
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    matmuls(2)
+    seconds, _ = timed(lambda: matmuls(repeats), device)
+    return 2 * size**3 * repeats / seconds
 
 
 def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, source: ArcSource) -> dict[str, float]:
@@ -80,18 +57,17 @@ def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, sour
     trainer = build_trainer(config, accelerator, source)
     stream = iter(trainer.stream)
     batches = [{k: v.to(accelerator.device) for k, v in next(stream).items()} for _ in range(args.warmup + args.steps)]
+
+    def train_steps(chosen: list[dict[str, torch.Tensor]]) -> None:
+        for batch in chosen:
+            trainer.train_step(batch)
+
     if accelerator.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for batch in batches[: args.warmup]:
-        trainer.train_step(batch)
-    sync(accelerator.device)
-    start = time.perf_counter()
-    for batch in batches[args.warmup :]:
-        trainer.train_step(batch)
-    sync(accelerator.device)
-    elapsed = time.perf_counter() - start
+    train_steps(batches[: args.warmup])
+    elapsed, _ = timed(lambda: train_steps(batches[args.warmup :]), accelerator.device)
     rate = args.batch * args.steps / elapsed
-    flops = flops_per_example_step(config.model)
+    flops = flops_per_example_step(config.model, training=True)
     return {
         "examples_per_s": rate,
         "tokens_per_s": rate * config.model.total_len,
@@ -100,14 +76,6 @@ def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, sour
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if accelerator.device.type == "cuda" else float("nan"),
         "dtype": config.model.forward_dtype,
     }
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"CPU {model}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -133,26 +101,21 @@ def main() -> None:
         rows.append((mode, result))
         print(f"{mode}: {result['examples_per_s']:.2f} examples x steps/s, {result['tokens_per_s']:.0f} tokens/s, "
               f"{result['tflops']:.3f} TFLOP/s, MFU {result['mfu']:.1%} of measured {peak / 1e12:.3f} TFLOP/s")
-    lines = [
-        f"\n## Training throughput, {args.preset} shapes — {datetime.date.today()}",
-        f"- device: {device_name(accelerator.device)}; torch {torch.__version__}; CUDA {torch.version.cuda}",
-        f"- command: `python benchmarks/{Path(__file__).name} --preset {args.preset} --batch {args.batch} "
-        f"--steps {args.steps} --warmup {args.warmup} --modes {args.modes}`",
-        f"- per-device batch {args.batch}; {rows[0][1]['flop_per_example_step'] / 1e9:.1f} GFLOP per example-step (analytic, see the script); "
-        f"measured matmul rate {peak / 1e12:.3f} TFLOP/s ({dtype})",
-        "",
+    body = [
         "| mode | dtype | examples x steps/s | tokens/s | TFLOP/s | MFU | peak memory GiB | vs eager |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = rows[0][1]["examples_per_s"]
     for mode, r in rows:
-        lines.append(f"| {mode} | {r['dtype']} | {r['examples_per_s']:.3f} | {r['tokens_per_s']:.0f} | {r['tflops']:.4f} | "
-                     f"{r['mfu']:.1%} | {r['peak_memory_gb']:.2f} | {r['examples_per_s'] / base:.2f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_record:
-        with open(RESULTS, "a") as handle:
-            handle.write(text)
+        body.append(f"| {mode} | {r['dtype']} | {r['examples_per_s']:.3f} | {r['tokens_per_s']:.0f} | {r['tflops']:.4f} | "
+                    f"{r['mfu']:.1%} | {r['peak_memory_gb']:.2f} | {r['examples_per_s'] / base:.2f}x |")
+    figures = (
+        f"{args.preset} shapes, per-device batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up; "
+        f"{rows[0][1]['flop_per_example_step'] / 1e9:.1f} GFLOP per example-step (analytic, arc_trm/model/flops.py); "
+        f"measured matmul rate {peak / 1e12:.3f} TFLOP/s ({dtype}); MFU = achieved / measured"
+    )
+    text = entry(__file__, describe_device(accelerator.device), command_line(__file__), figures, body)
+    publish(text, args.no_record)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
