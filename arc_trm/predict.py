@@ -31,6 +31,7 @@ from arc_trm.candidates import Candidate, CandidateTable, grid_key, load_candida
 from arc_trm.checkpoint import load_model
 from arc_trm.config import Config, parse_value
 from arc_trm.datasets import resolve
+from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Grid, Task
 from arc_trm.io import atomic_write_json, read_json, write_csv
@@ -429,12 +430,8 @@ def finish(args: PredictArgs, tasks: list[Task], out: Path, num_parts: int) -> N
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_predict_args(sys.argv[1:] if argv is None else argv)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    try:
-        predict_split(args, accelerator)
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    with process_group():
+        predict_split(args, make_accelerator())
     return 0
 
 

@@ -27,6 +27,7 @@ from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint,
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.sources import build_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
+from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.io import atomic_write_bytes
@@ -132,10 +133,8 @@ class Trainer:
         self.carries = [None if c is None else Carry.from_state_dict(c, device) for c in state["carries"]]
 
 
-def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
-    # cpu=True without CUDA, so a multi-process CPU launch forms one gloo group instead of N lone runs
-    return Accelerator(
-        cpu=not torch.cuda.is_available(),
+def run_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    return make_accelerator(
         gradient_accumulation_steps=config.train.grad_accum,
         log_with="tensorboard" if config.run.tracker == "tensorboard" else None,
         project_dir=str(run_dir / "logs"),
@@ -238,7 +237,7 @@ def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, example
 
 def train(config: Config) -> Path:
     run_dir = Path(config.run.dir)
-    accelerator = make_accelerator(config, run_dir)
+    accelerator = run_accelerator(config, run_dir)
     initial = load_model(config.train.init_from) if config.train.init_from else None
     source = load_source(config, accelerator, initial)
     prepare_run_dir(run_dir, config, accelerator)
@@ -352,11 +351,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     config = load_config(sys.argv[1:] if argv is None else argv)
-    try:
+    with process_group():
         train(config)
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -327,7 +328,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--policies", default=None, help=f"comma-separated, from {', '.join(POLICIES)}")
     parser.add_argument("--log-probs", default=None, help="log-probabilities Parquet file, enables 'poe'")
     parser.add_argument("--pool-checkpoints", action="store_true", help="vote across several checkpoints")
+    parser.add_argument("--render", default=None, metavar="DIR",
+                        help="write DIR/<task>_<test>.png: each test input with its top candidates under the first policy")
+    parser.add_argument("--top", type=int, default=6, help="candidates per picture with --render")
     return parser.parse_args(argv)
+
+
+def render_rankings(rankings: Rankings, tasks: Sequence[Task], folder: str, top: int, policy: str) -> int:
+    """One PNG per test input: the input, its truth when known, and the `top` ranked grids with their votes."""
+    from arc_trm.render import render_candidates  # matplotlib: loaded only when pictures are asked for
+
+    by_id = {task.id: task for task in tasks}
+    written = 0
+    for (task_id, test_index), ranked in sorted(rankings.items()):
+        shown = [(r.grid, r.votes, f"#{rank + 1} {policy}") for rank, r in enumerate(ranked[:top])]
+        render_candidates(by_id[task_id], test_index, shown, Path(folder) / f"{task_id}_{test_index}.png")
+        written += 1
+    return written
 
 
 @exit_on_user_error
@@ -343,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = compare_policies(table, tasks, policies, log_probs, pool_checkpoints=args.pool_checkpoints)
     print(f"{len(table)} candidates, {len(tasks)} tasks")
     print(format_comparison(rows))
+    if args.render:
+        policy = (policies or ["reference"])[0]
+        options = {"log_probs": log_probs} if policy == "poe" else {}
+        rankings = vote(table, policy, pool_checkpoints=args.pool_checkpoints, **options)
+        count = render_rankings(rankings, tasks, args.render, args.top, policy)
+        print(f"wrote {count} pictures to {args.render}")
 
 
 if __name__ == "__main__":

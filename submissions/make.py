@@ -50,6 +50,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exce
 from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint
 from arc_trm.config import Config, check_batch, load_config
+from arc_trm.distributed import make_accelerator
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Task, grid_to_list, load_challenges
 from arc_trm.io import atomic_write_json, read_json
@@ -384,7 +385,7 @@ def predict(
         poe_top_n=10 if args.policy == "poe" else 0,
     )
     folder = args.work / f"predict-{fingerprint(tasks_key, model_identity(model), args.predict_aug, args.policy)}"
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
     batch, slowest = args.batch_size, 0.0
     chunks = [tasks[i : i + CHUNK_TASKS] for i in range(0, len(tasks), CHUNK_TASKS)]
     for i, chunk in enumerate(chunks):

@@ -288,6 +288,17 @@ def test_cli_prints_the_comparison(tmp_path, capsys):
     assert lines["poe"][0] == "100.00%"
 
 
+def test_cli_renders_each_test_input_with_its_candidates(tmp_path, capsys):
+    import matplotlib.image
+
+    save_candidates(table_of(EXAMPLE), tmp_path / "c.parquet")
+    main([str(tmp_path / "c.parquet"), "--split", str(write_split(tmp_path, A)), "--render", str(tmp_path / "pics")])
+    assert [p.name for p in (tmp_path / "pics").iterdir()] == ["t_0.png"]
+    image = matplotlib.image.imread(tmp_path / "pics" / "t_0.png")
+    assert image.shape[0] > 50 and image.std() > 0.05
+    assert "wrote 1 pictures" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
