@@ -199,7 +199,7 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
         model.parameters(), lr=0.0, betas=(config.train.beta1, config.train.beta2), weight_decay=config.train.weight_decay
     )
     if config.train.compile:
-        model = torch.compile(model)
+        model.compile()  # in place: parameter names (and so checkpoints) stay the same with or without compile
     if accelerator.state.deepspeed_plugin is not None:
         # no dataloader goes through prepare(), so DeepSpeed cannot infer its micro-batch
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = (
@@ -207,7 +207,6 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
         )
     prepared, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(prepared)
-    raw_model = getattr(raw_model, "_orig_mod", raw_model)
     ema = EMA(raw_model, config.train.ema_rate) if config.train.ema else None
     accelerator.register_for_checkpointing(table)
     if ema is not None:

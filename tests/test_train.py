@@ -166,3 +166,13 @@ def test_sudoku_training_improves_cell_accuracy(tmp_path, shared_data):
     start, trained = cell_accuracy(1), cell_accuracy(200)
     assert start < 0.2  # chance is 1/9
     assert trained > start + 0.15
+
+
+@pytest.mark.slow
+def test_checkpoints_do_not_depend_on_compile(tmp_path):
+    """A run trained compiled (GPU presets) resumes eagerly and vice versa: parameter names are the same."""
+    run = tmp_path / "run"
+    run_train([f"run.dir={run}", "train.steps=2", "run.checkpoint_every=2", "train.compile=true"])
+    assert not any(name.startswith("_orig_mod.") for name in latest_weights(run))
+    result = run_train([f"run.dir={run}", "train.steps=4", "run.checkpoint_every=2", "train.compile=false"])
+    assert "resumed from" in result.stdout
