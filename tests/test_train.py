@@ -115,7 +115,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
-    """Same global batch over 2 gloo processes: same losses and weights as 1 process."""
+    """Same global batch over 2 gloo processes, with and without accumulation: same losses and weights as 1 process."""
     one, two = tmp_path / "one", tmp_path / "two"
     common = ["train.steps=3", "train.lr_warmup_steps=0", "model.halt_exploration_prob=0", "run.checkpoint_every=3"]
     run_train([f"run.dir={one}", *common], launcher=accelerate_cpu(1))
@@ -127,6 +127,14 @@ def test_two_processes_match_one_process(tmp_path):
     a, b = latest_weights(one), latest_weights(two)
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
+    # the same global batch as 2 processes x 2 accumulated micro-batches
+    accumulated = tmp_path / "accumulated"
+    run_train([f"run.dir={accumulated}", *common, "train.grad_accum=2"], launcher=accelerate_cpu(2))
+    loss_accumulated = [m["train/loss"] for m in metrics(accumulated) if "train/loss" in m]
+    assert loss_one == pytest.approx(loss_accumulated, rel=1e-5)
+    c = latest_weights(accumulated)
+    for name in a:
+        assert torch.allclose(a[name], c[name], atol=1e-5), name
 
 
 @pytest.mark.slow
