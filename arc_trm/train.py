@@ -292,6 +292,7 @@ def train(config: Config) -> Path:
     model_dir = export(trainer, run_dir)
     evaluate_and_log(trainer)
     accelerator.end_training()
+    accelerator.free_memory()  # drop the prepared (DDP / DeepSpeed) model before the process group ends
     return model_dir
 
 
