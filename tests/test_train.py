@@ -20,6 +20,7 @@ FAST = [
     "data.max_tasks=8", "data.num_aug=4", "model.hidden=32", "model.heads=2", "model.halt_max_steps=3",
     "train.global_batch=16", "run.tracker=none", "run.log_every=1", "run.eval_aug=2",
 ]
+CPU_CONFIG = Path(__file__).resolve().parents[1] / "accelerate_configs" / "cpu.yaml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -48,8 +49,9 @@ def free_port() -> int:
 
 
 def accelerate_cpu(processes: int, *extra: str) -> list[str]:
-    # --multi_gpu with no GPU gives gloo processes, because train.py builds Accelerator(cpu=True)
-    mode = ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    # the shipped accelerate_configs/cpu.yaml for several processes (the multi-GPU launcher: with no GPU
+    # arc_trm builds Accelerator(cpu=True), so they form one gloo group)
+    mode = ["--config_file", str(CPU_CONFIG)] if processes > 1 else ["--cpu"]
     return [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(processes),
             "--main_process_port", str(free_port()), *extra, "-m"]
 
