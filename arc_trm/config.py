@@ -138,7 +138,7 @@ def parse_value(key: str, raw: Any, kind: type) -> Any:
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _field_types(section: Any) -> dict[str, type]:
+def field_types(section: Any) -> dict[str, type]:
     # annotations are strings (postponed evaluation) in every config module
     return {f.name: _TYPES[f.type] for f in dataclasses.fields(section)}
 
@@ -148,7 +148,7 @@ def set_key(config: Config, key: str, raw: Any) -> None:
     if section_name not in SECTIONS or not name:
         raise ConfigError(f"unknown config key '{key}' (sections: {', '.join(SECTIONS)})")
     section = getattr(config, section_name)
-    types = _field_types(section)
+    types = field_types(section)
     if name not in types:
         raise ConfigError(f"unknown config key '{key}' (known in {section_name}: {', '.join(types)})")
     setattr(section, name, parse_value(key, raw, types[name]))

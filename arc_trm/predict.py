@@ -14,7 +14,6 @@ process gathers. Finished tasks are kept in `OUT/parts/`, so a re-run after a ki
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,12 @@ from tqdm.auto import tqdm
 from arc_trm.augment import Augmentation, sample_augmentation
 from arc_trm.candidates import Candidate, CandidateTable, grid_key, load_candidates, save_candidates, save_log_probs
 from arc_trm.checkpoint import load_model
-from arc_trm.config import Config, parse_value
+from arc_trm.config import Config, field_types, parse_value
+from arc_trm.data.arc import puzzle_id
 from arc_trm.datasets import resolve
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
-from arc_trm.grids import Grid, Task
+from arc_trm.grids import Task
 from arc_trm.io import atomic_write_json, read_json, write_csv
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
@@ -81,7 +81,7 @@ class PuzzleIndex:
 
     @classmethod
     def from_data_info(cls, info: dict[str, Any]) -> "PuzzleIndex":
-        """Our exported models: ids follow the formula 1 + t * (num_aug + 1) + k (see data/arc.py).
+        """Our exported models: ids follow `arc_trm.data.arc.puzzle_id`.
         Imported reference models list their versions explicitly (import_reference.py)."""
         if "versions" in info:
             versions = {
@@ -93,7 +93,7 @@ class PuzzleIndex:
         versions = {}
         for t, task_id in enumerate(info["task_ids"]):
             ks = info.get("distinct_versions", {}).get(task_id) or range(num_aug + 1)
-            versions[task_id] = [Version(k, 1 + t * (num_aug + 1) + k, sample_augmentation(seed, t, k)) for k in ks]
+            versions[task_id] = [Version(k, puzzle_id(t, k, num_aug), sample_augmentation(seed, t, k)) for k in ks]
         return cls(versions, info["canvas"])
 
     def for_task(self, task_id: str, max_aug: int | None) -> list[Version]:
@@ -200,12 +200,17 @@ def predict_puzzles(
     return np.concatenate(indices), np.concatenate(predictions), np.concatenate(labels)
 
 
+def eval_batch_size(config: Config, accelerator: Accelerator) -> int:
+    """Evaluation during training uses the training batch per process."""
+    return max(1, config.train.global_batch // accelerator.num_processes)
+
+
 def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, accelerator: Accelerator) -> dict[str, float]:
     """Sudoku / Maze: exact and cell accuracy of the last step on the test puzzles (`data.max_test`)."""
     from arc_trm.data.sources import build_test_source
 
     test_source = build_test_source(config.data)
-    batch_size = max(1, config.train.global_batch // accelerator.num_processes)
+    batch_size = eval_batch_size(config, accelerator)
     _, predicted, labels = predict_puzzles(
         model, table, test_source, batch_size, config.model.halt_max_steps, accelerator.device,
         accelerator.process_index, accelerator.num_processes,
@@ -242,7 +247,7 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     index = PuzzleIndex.from_data_info(source.metadata())
     items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
     mine = shard(items, accelerator.process_index, accelerator.num_processes)
-    batch_size = max(1, config.train.global_batch // accelerator.num_processes)
+    batch_size = eval_batch_size(config, accelerator)
     candidates, _ = predict_queries(model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device)
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
     rankings = vote(CandidateTable.from_candidates(candidates), "reference")
@@ -250,12 +255,8 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     last = config.model.halt_max_steps
     truths = {(t.id, i): p.output for t in held_out for i, p in enumerate(t.test)}
     identity = [c for c in candidates if c.augmentation == 0 and c.step == last]
-    exact = sum(c.grid is not None and _same(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
+    exact = sum(c.grid is not None and np.array_equal(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
     return {"eval/pass@1": passes[1], "eval/pass@2": passes[2], "eval/exact_accuracy": exact / max(len(identity), 1)}
-
-
-def _same(a: Grid, b: Grid) -> bool:
-    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -284,7 +285,7 @@ class PredictArgs:
 
 def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     args = PredictArgs()
-    types = {f.name: {"int": int, "str": str}[f.type] for f in dataclasses.fields(PredictArgs)}
+    types = field_types(args)
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or key not in types:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
+from typing import ContextManager
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimizer step over the local batch, split into `grad_accum` micro-batches."""
         config, accelerator = self.config, self.accelerator
-        lr = learning_rate(self.step, config.train.lr, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps)
+        # one schedule for both optimizers, scaled by their base rates
+        schedule = learning_rate(self.step, 1.0, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps)
+        lr = config.train.lr * schedule
         if self.step < config.train.freeze_dense_steps:
             lr = 0.0  # embeddings-only phase: AdamATan2 with lr 0 leaves the dense weights (and their decay) alone
         for group in self.optimizer.param_groups:
@@ -92,16 +95,23 @@ class Trainer:
             metrics["steps"] = torch.where(halted, steps, 0).sum()
             for name in METRICS:
                 totals[name] += metrics[name].double()
-        emb_lr = learning_rate(
-            self.step, config.train.puzzle_emb_lr, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps
-        )
         gather = accelerator.gather if accelerator.num_processes > 1 else None
-        self.sparse_optimizer.step(torch.cat(touched_ids), torch.cat(touched_grads), emb_lr, gather)
+        self.sparse_optimizer.step(torch.cat(touched_ids), torch.cat(touched_grads), config.train.puzzle_emb_lr * schedule, gather)
         if self.ema is not None:
             self.ema.update()
         self.step += 1
         totals["lr"] = torch.tensor(lr, dtype=torch.float64, device=accelerator.device)
         return totals
+
+    def evaluation_weights(self) -> ContextManager[TRM]:
+        """The model with the weights evaluation and export use: the EMA average when kept."""
+        return self.ema.averaged() if self.ema is not None else nullcontext(self.raw_model)
+
+    def log(self, values: dict[str, float]) -> None:
+        """To the tracker and, on the main process, to run.dir/metrics.jsonl."""
+        self.accelerator.log(values, step=self.step)
+        if self.accelerator.is_main_process:
+            append_jsonl(Path(self.config.run.dir) / "metrics.jsonl", {"step": self.step, **values})
 
     def save(self, run_dir: Path) -> Path:
         """Checkpoint on every process, then publish it atomically from the main one."""
@@ -184,8 +194,7 @@ def initial_weights(initial: Initial, model: TRM, table: PuzzleEmbedding) -> Non
     """Fine-tuning: dense weights from the exported model; every puzzle id at its mean embedding."""
     trained, trained_table, _ = initial
     model.load_state_dict(trained.state_dict())
-    learned = trained_table.weights[1:] if trained_table.num_ids > 1 else trained_table.weights
-    table.weights[:] = learned.mean(dim=0).to(table.weights.device)
+    table.weights[:] = trained_table.mean_row().to(table.weights.device)
 
 
 def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource, initial: Initial | None = None) -> Trainer:
@@ -272,9 +281,7 @@ def train(config: Config) -> Path:
             logs = summarise(window, accelerator, window_steps * config.train.global_batch)
             elapsed = time.perf_counter() - window_start
             logs["train/examples_per_s"] = window_steps * config.train.global_batch / max(elapsed, 1e-9)
-            accelerator.log(logs, step=trainer.step)
-            if accelerator.is_main_process:
-                append_jsonl(run_dir / "metrics.jsonl", {"step": trainer.step, **logs})
+            trainer.log(logs)
             bar.set_postfix(
                 loss=f"{logs['train/loss']:.3f}", exact=f"{logs['train/exact_accuracy']:.3f}",
                 halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
@@ -308,11 +315,8 @@ def export(trainer: Trainer, run_dir: Path) -> Path:
     accelerator.wait_for_everyone()
     info = describe(trainer.source, trainer.config.data)
     if accelerator.is_main_process:
-        if trainer.ema is not None:
-            with trainer.ema.averaged() as model:
-                export_model(run_dir / "model", model, trainer.table, info)
-        else:
-            export_model(run_dir / "model", trainer.raw_model, trainer.table, info)
+        with trainer.evaluation_weights() as model:
+            export_model(run_dir / "model", model, trainer.table, info)
         accelerator.print(f"exported model to {run_dir / 'model'}")
     accelerator.wait_for_everyone()
     return run_dir / "model"
@@ -322,13 +326,10 @@ def evaluate_and_log(trainer: Trainer) -> None:
     """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights."""
     from arc_trm.predict import evaluate_held_out
 
-    config = trainer.config
-    with trainer.ema.averaged() if trainer.ema is not None else nullcontext(trainer.raw_model) as model:
-        results = evaluate_held_out(model, trainer.table, trainer.source, config, trainer.accelerator)
+    with trainer.evaluation_weights() as model:
+        results = evaluate_held_out(model, trainer.table, trainer.source, trainer.config, trainer.accelerator)
     if results:
-        trainer.accelerator.log(results, step=trainer.step)
-        if trainer.accelerator.is_main_process:
-            append_jsonl(Path(config.run.dir) / "metrics.jsonl", {"step": trainer.step, **results})
+        trainer.log(results)
         trainer.accelerator.print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
 

@@ -41,6 +41,11 @@ from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encod
 
 log = logging.getLogger(__name__)
 
+def puzzle_id(task_index: int, k: int, num_aug: int) -> int:
+    """The puzzle id of augmentation k of task `task_index` (see PUZZLE_ID_SCHEME)."""
+    return 1 + task_index * (num_aug + 1) + k
+
+
 PUZZLE_ID_SCHEME = "puzzle_id = 1 + task_index * (num_aug + 1) + k; 0 = blank; k = 0 is the identity"
 FORMAT = "arc_trm.arc_tasks/1"
 PRESETS = {
@@ -205,7 +210,7 @@ class ArcSource:
     # puzzle ids and versions
 
     def puzzle_id(self, task_index: int, k: int) -> int:
-        return 1 + task_index * (self.num_aug + 1) + k
+        return puzzle_id(task_index, k, self.num_aug)
 
     def decode_puzzle_id(self, puzzle_id: int) -> tuple[int, int]:
         """(task index, k) of a puzzle id; ValueError for the blank id or one out of range."""

@@ -43,9 +43,13 @@ class PuzzleEmbedding:
         keep = min(num_ids, self.num_ids)
         table.weights[:keep] = self.weights[:keep]
         if num_ids > self.num_ids:
-            learned = self.weights[1:] if self.num_ids > 1 else self.weights
-            table.weights[self.num_ids :] = learned.mean(dim=0)
+            table.weights[self.num_ids :] = self.mean_row()
         return table
+
+    def mean_row(self) -> torch.Tensor:
+        """The mean learned embedding (the blank row 0 left out when there are others)."""
+        learned = self.weights[1:] if self.num_ids > 1 else self.weights
+        return learned.mean(dim=0)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"weights": self.weights}
