@@ -72,14 +72,23 @@ def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> No
     tmp.replace(path)
 
 
-def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TRM, PuzzleEmbedding, dict[str, Any]]:
-    """Load an exported model: (TRM in eval mode, puzzle table, data description)."""
-    model_dir = Path(model_dir)
+MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
+
+
+def model_dir_of(path: str | Path) -> Path:
+    """The exported model folder behind `path` (the folder itself or a run directory), checked complete."""
+    model_dir = Path(path)
     if (model_dir / "model").is_dir() and not (model_dir / "weights.safetensors").exists():
         model_dir = model_dir / "model"  # a run directory was given
-    for name in ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json"):
-        if not (model_dir / name).exists():
-            raise DataError(f"{model_dir}: not an exported model (missing {name})")
+    missing = [name for name in MODEL_FILES if not (model_dir / name).exists()]
+    if missing:
+        raise DataError(f"{model_dir}: not an exported model (missing {', '.join(missing)})")
+    return model_dir
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TRM, PuzzleEmbedding, dict[str, Any]]:
+    """Load an exported model: (TRM in eval mode, puzzle table, data description)."""
+    model_dir = model_dir_of(path)
     config = ModelConfig(**read_json(model_dir / "config.json"))
     model = TRM(config)
     model.load_state_dict(load_file(str(model_dir / "weights.safetensors")))

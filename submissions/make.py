@@ -48,7 +48,7 @@ from accelerate import Accelerator
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from arc_trm.candidates import NO_GRID, load_candidates
-from arc_trm.checkpoint import latest_checkpoint
+from arc_trm.checkpoint import latest_checkpoint, model_dir_of
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.distributed import make_accelerator
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
@@ -75,7 +75,6 @@ CHUNK_TASKS = 8
 CHUNK_SAFETY = 1.5
 """A chunk starts only when the time left exceeds this many times the slowest chunk so far (chunks
 differ in their number of test inputs)."""
-MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
 
 
@@ -125,17 +124,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.batch_size < 1 or args.finetune_steps < 0:
         raise ConfigError("--batch-size must be >= 1 and --finetune-steps >= 0")
     return args
-
-
-def model_folder(path: str | os.PathLike) -> Path:
-    """The exported model behind `path` (a model folder or a run folder), checked like `load_model`."""
-    folder = Path(path)
-    if (folder / "model").is_dir() and not (folder / "weights.safetensors").exists():
-        folder = folder / "model"
-    missing = [name for name in MODEL_FILES if not (folder / name).exists()]
-    if missing:
-        raise DataError(f"{folder}: not an exported model (missing {', '.join(missing)})")
-    return folder
 
 
 def known_tasks(model: Path) -> set[str]:
@@ -352,7 +340,7 @@ def finetune(config: Config, clock: Clock, report: Report) -> Path | None:
     config.train.max_minutes = budget / 60
     log.info(f"fine-tuning for at most {format_seconds(budget)} in {config.run.dir}")
     try:
-        model = model_folder(train(config))
+        model = model_dir_of(train(config))
     except Exception as error:  # any failure (out of memory, bad data, a bug) leaves the original model
         log.warning("fine-tuning failed", exc_info=True)
         report.note(f"Fine-tuning failed ({describe(error)}); predicted with the original checkpoint.")
@@ -439,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("run `python -m submissions.make` as one process, not under `accelerate launch`")
         tasks = load_challenges(args.challenges)
-        model = model_folder(args.checkpoint)
+        model = model_dir_of(args.checkpoint)
         tasks_key = fingerprint(challenges_json(tasks))
         tasks_file = args.work / f"tasks-{tasks_key}.json"
         config = finetune_config(args, model, tasks_file, tasks_key)
