@@ -2,22 +2,31 @@
 
 Without CUDA the Accelerator is built with `cpu=True`: then `accelerate launch --multi_gpu
 --num_processes N` (or a multi-node launch) forms one gloo group of N CPU processes, where a plain
-`Accelerator()` would leave each process training alone. The process group is destroyed on the way
-out, or the interpreter aborts at exit.
+`Accelerator()` would leave each process training alone. Under a DeepSpeed launch without CUDA,
+`cpu=True` would switch DeepSpeed off (Accelerate only enables it on accelerators), so there the
+Accelerator is built normally with a gloo backend: DeepSpeed's CPU accelerator then runs ZeRO over
+gloo, which is how the ZeRO configs are tested on a CPU-only machine. The process group is
+destroyed on the way out, or the interpreter aborts at exit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs
 
 
 def make_accelerator(**kwargs: Any) -> Accelerator:
-    return Accelerator(cpu=not torch.cuda.is_available(), **kwargs)
+    if torch.cuda.is_available():
+        return Accelerator(**kwargs)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")], **kwargs)
+    return Accelerator(cpu=True, **kwargs)
 
 
 def _initialized() -> bool:

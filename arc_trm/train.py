@@ -298,8 +298,8 @@ def train(config: Config) -> Path:
     bar.close()
     model_dir = export(trainer, run_dir)
     evaluate_and_log(trainer)
-    accelerator.end_training()
     accelerator.free_memory()  # drop the prepared (DDP / DeepSpeed) model before the process group ends
+    accelerator.end_training()  # closes the trackers and destroys the process group
     return model_dir
 
 

@@ -20,13 +20,15 @@ FAST = [
     "data.max_tasks=8", "data.num_aug=4", "model.hidden=32", "model.heads=2", "model.halt_max_steps=3",
     "train.global_batch=16", "run.tracker=none", "run.log_every=1", "run.eval_aug=2",
 ]
-CPU_CONFIG = Path(__file__).resolve().parents[1] / "accelerate_configs" / "cpu.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+CPU_CONFIG = ROOT / "accelerate_configs" / "cpu.yaml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_train(args: list[str], launcher: list[str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     command = (launcher or [sys.executable, "-m"]) + ["arc_trm.train", *FAST, *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
+    # from the repository root: the DeepSpeed configs name their JSON relative to it
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -42,6 +44,12 @@ def latest_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {**weights, "puzzle_table": table}
 
 
+def exported_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The exported model (EMA weights and puzzle table): the same files whatever the engine."""
+    return {**load_file(str(run_dir / "model" / "weights.safetensors")),
+            **load_file(str(run_dir / "model" / "puzzle_table.safetensors"))}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,6 +62,13 @@ def accelerate_cpu(processes: int, *extra: str) -> list[str]:
     mode = ["--config_file", str(CPU_CONFIG)] if processes > 1 else ["--cpu"]
     return [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(processes),
             "--main_process_port", str(free_port()), *extra, "-m"]
+
+
+def accelerate_deepspeed(stage: int, processes: int) -> list[str]:
+    # the shipped ZeRO config; without CUDA DeepSpeed runs on its CPU accelerator over gloo
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ROOT / "accelerate_configs" / f"deepspeed_zero{stage}.yaml"), "--num_processes", str(processes),
+            "--main_process_port", str(free_port()), "-m"]
 
 
 def test_loss_falls_on_tiny_arc(tmp_path):
@@ -186,3 +201,39 @@ def test_checkpoints_do_not_depend_on_compile(tmp_path):
     assert not any(name.startswith("_orig_mod.") for name in latest_weights(run))
     result = run_train([f"run.dir={run}", "train.steps=4", "run.checkpoint_every=2", "train.compile=false"])
     assert "resumed from" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [1, 2])
+def test_deepspeed_zero_matches_one_process(tmp_path, stage):
+    """ZeRO-1/2 over 2 processes (optimizer state / gradients sharded), with and without accumulation:
+    the same losses and exported weights as one plain process on the same global batch."""
+    common = ["train.steps=3", "train.lr_warmup_steps=0", "model.halt_exploration_prob=0"]
+    plain = tmp_path / "plain"
+    run_train([f"run.dir={plain}", *common], launcher=accelerate_cpu(1))
+    expected_loss = [m["train/loss"] for m in metrics(plain) if "train/loss" in m]
+    expected = exported_weights(plain)
+    for grad_accum in (1, 2):
+        zero = tmp_path / f"zero_accum{grad_accum}"
+        result = run_train([f"run.dir={zero}", *common, f"train.grad_accum={grad_accum}"],
+                           launcher=accelerate_deepspeed(stage, 2))
+        assert "2 process(es)" in result.stdout
+        assert [m["train/loss"] for m in metrics(zero) if "train/loss" in m] == pytest.approx(expected_loss, rel=1e-5)
+        got = exported_weights(zero)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert torch.allclose(expected[name], got[name], atol=1e-5), (grad_accum, name)
+
+
+@pytest.mark.slow
+def test_deepspeed_resume_continues_the_same_run(tmp_path):
+    """A ZeRO-2 run stopped at step 3 and re-run to 6 equals 6 steps at once (DeepSpeed's sharded state)."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ["run.checkpoint_every=3", "train.lr_warmup_steps=2"]
+    run_train([f"run.dir={straight}", "train.steps=6", *common], launcher=accelerate_deepspeed(2, 2))
+    run_train([f"run.dir={resumed}", "train.steps=3", *common], launcher=accelerate_deepspeed(2, 2))
+    result = run_train([f"run.dir={resumed}", "train.steps=6", *common], launcher=accelerate_deepspeed(2, 2))
+    assert "resumed from" in result.stdout and "step 3" in result.stdout
+    a, b = exported_weights(straight), exported_weights(resumed)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
