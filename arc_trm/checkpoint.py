@@ -2,8 +2,9 @@
 
     runs/NAME/
       config.yaml            the effective config of the run
-      checkpoints/step_000400/   accelerate `save_state` (model, optimizer, RNG, puzzle table, EMA)
+      checkpoints/step_000400/   accelerate `save_state` (model, optimizer, RNG, EMA)
                                  + rank_<r>.pt per process (data-stream position, ACT carry)
+                                 + puzzle_table_<r>.pt per shard of the puzzle table
       latest                 name of the newest complete checkpoint
       model/                 exported model: weights.safetensors (EMA), puzzle_table.safetensors,
                              config.json, data.json (what prediction needs)
@@ -55,12 +56,13 @@ def publish_checkpoint(run_dir: Path, tmp: Path, step: int, keep: int) -> Path:
     return final
 
 
-def export_model(out_dir: Path, model: TRM, table: PuzzleEmbedding, data_info: dict[str, Any]) -> Path:
-    """Write the model that prediction loads: weights, puzzle table, model config, data description."""
+def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict[str, Any]) -> Path:
+    """Write the model that prediction loads: weights, the whole puzzle table (num_ids, dim), model
+    config, data description."""
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
     _atomic_save_safetensors(out_dir / "weights.safetensors", weights)
-    _atomic_save_safetensors(out_dir / "puzzle_table.safetensors", {"weights": table.weights.float().cpu().contiguous()})
+    _atomic_save_safetensors(out_dir / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
     atomic_write_bytes(out_dir / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
     atomic_write_bytes(out_dir / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
     return out_dir

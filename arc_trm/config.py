@@ -76,6 +76,9 @@ class TrainConfig:
     """Train only the puzzle embeddings for the first N steps (N >= train.steps: embeddings-only)."""
     max_minutes: float = 0.0
     """Stop, checkpoint and export after this much training time (0 = no limit)."""
+    puzzle_table: str = "sharded"
+    """'sharded': with several processes each holds 1/processes of the puzzle-embedding table (same
+    numbers, less memory); 'replicated': each holds all of it (no row exchange per step)."""
 
 
 @dataclass
@@ -209,6 +212,7 @@ def validate(config: Config) -> None:
         (config.run.checkpoint_every >= 1, "run.checkpoint_every must be >= 1"),
         (config.run.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1"),
         (config.run.tracker in ("tensorboard", "none"), "run.tracker must be tensorboard or none"),
+        (config.train.puzzle_table in ("sharded", "replicated"), "train.puzzle_table must be sharded or replicated"),
         (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),
     ]
     for ok, message in checks:

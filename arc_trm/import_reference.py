@@ -23,7 +23,6 @@ from arc_trm.augment import Augmentation
 from arc_trm.checkpoint import export_model
 from arc_trm.errors import DataError, exit_on_user_error
 from arc_trm.io import read_json
-from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
 PREFIX = "model.inner."
@@ -116,16 +115,15 @@ def import_reference(
         raise DataError(f"{checkpoint}: weights do not fit TRM (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if table_weights is None:
         table_weights = torch.zeros(1, config.hidden)
-    table = PuzzleEmbedding(table_weights.shape[0], table_weights.shape[1])
-    table.weights.copy_(table_weights)
-    info: dict[str, Any] = {"track": "arc" if config.vocab_size == 12 else "other", "num_puzzle_ids": table.num_ids,
+    num_ids = table_weights.shape[0]
+    info: dict[str, Any] = {"track": "arc" if config.vocab_size == 12 else "other", "num_puzzle_ids": num_ids,
                             "seq_len": config.seq_len, "canvas": int(round(config.seq_len ** 0.5)), "source": str(checkpoint)}
     if identifiers is not None:
         names = read_json(identifiers)
-        if not isinstance(names, list) or len(names) != table.num_ids:
-            raise DataError(f"{identifiers}: expected a list of {table.num_ids} puzzle names, one per table row")
+        if not isinstance(names, list) or len(names) != num_ids:
+            raise DataError(f"{identifiers}: expected a list of {num_ids} puzzle names, one per table row")
         info["versions"] = versions_from_identifiers(names)
-    return export_model(out, model, table, info)
+    return export_model(out, model, table_weights, info)
 
 
 @exit_on_user_error

@@ -36,7 +36,7 @@ from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Task
 from arc_trm.io import atomic_write_json, read_json, write_csv
 from arc_trm.model.losses import log_stablemax
-from arc_trm.model.puzzle_embedding import PuzzleEmbedding
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding, RowSource
 from arc_trm.model.trm import TRM
 from arc_trm.submission import attempts_from_rankings, write_submission
 from arc_trm.tokens import IGNORE_LABEL, decode_grid, encode_grid, labels_from_tokens
@@ -45,7 +45,7 @@ from arc_trm.vote import POLICIES, pass_at_k, poe_candidates, vote
 
 @torch.no_grad()
 def run_steps(
-    model: TRM, table: PuzzleEmbedding, inputs: torch.Tensor, puzzle_ids: torch.Tensor, steps: int
+    model: TRM, table: RowSource, inputs: torch.Tensor, puzzle_ids: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """All supervision steps from (y_init, z_init), no halting.
 
@@ -122,7 +122,7 @@ def queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> I
 
 
 def predict_queries(
-    model: TRM, table: PuzzleEmbedding, items: Sequence[Query], batch_size: int, steps: int, device: torch.device,
+    model: TRM, table: RowSource, items: Sequence[Query], batch_size: int, steps: int, device: torch.device,
     checkpoint: str = "", poe_top_n: int = 0, progress: bool = False,
 ) -> tuple[list[Candidate], dict[tuple[str, int, bytes], list[float]]]:
     """Candidates of every step for every query (grids in the original frame), and, when
@@ -181,7 +181,7 @@ def shard(items: Sequence, rank: int, world: int) -> list:
 
 @torch.no_grad()
 def predict_puzzles(
-    model: TRM, table: PuzzleEmbedding, test_source: Any, batch_size: int, steps: int, device: torch.device,
+    model: TRM, table: RowSource, test_source: Any, batch_size: int, steps: int, device: torch.device,
     rank: int = 0, world: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sudoku / Maze: (CSV row indices, last-step predicted tokens, labels) of this process's batches."""
@@ -211,6 +211,8 @@ def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, acceler
 
     test_source = build_test_source(config.data)
     batch_size = eval_batch_size(config, accelerator)
+    if table.sharded:  # batches differ between processes: every row on every process (Sudoku / Maze have one)
+        table = table.subset(torch.arange(table.num_ids, device=accelerator.device))
     _, predicted, labels = predict_puzzles(
         model, table, test_source, batch_size, config.model.halt_max_steps, accelerator.device,
         accelerator.process_index, accelerator.num_processes,
@@ -248,6 +250,8 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
     mine = shard(items, accelerator.process_index, accelerator.num_processes)
     batch_size = eval_batch_size(config, accelerator)
+    if table.sharded:  # batches differ between processes: the rows of every query on every process
+        table = table.subset(torch.tensor([q.version.puzzle_id for q in items], device=accelerator.device))
     candidates, _ = predict_queries(model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device)
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
     rankings = vote(CandidateTable.from_candidates(candidates), "reference")

@@ -10,6 +10,7 @@ Re-running the same command resumes from the run directory's `latest` checkpoint
 
 from __future__ import annotations
 
+import shutil
 import sys
 from contextlib import nullcontext
 from typing import ContextManager
@@ -117,6 +118,9 @@ class Trainer:
         """Checkpoint on every process, then publish it atomically from the main one."""
         accelerator = self.accelerator
         tmp = run_dir / "checkpoints" / f"{checkpoint_name(self.step)}.tmp"
+        if accelerator.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)  # left by a run killed while saving, perhaps with another number of processes
+        accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
         rank_state = {
             "step": self.step,
@@ -124,6 +128,8 @@ class Trainer:
             "carries": [None if c is None else c.state_dict() for c in self.carries],
         }
         torch.save(rank_state, tmp / f"rank_{accelerator.process_index}.pt")
+        if self.table.sharded or accelerator.is_main_process:
+            torch.save(self.table.state_dict(), tmp / f"puzzle_table_{self.table.rank}.pt")
         accelerator.wait_for_everyone()
         final = tmp.with_name(checkpoint_name(self.step))
         if accelerator.is_main_process:
@@ -136,6 +142,7 @@ class Trainer:
         rank_file = path / f"rank_{self.accelerator.process_index}.pt"
         if not rank_file.exists():
             raise ConfigError(f"{path}: no state for process {self.accelerator.process_index}; resume with the same number of processes")
+        self.table.load_shards(sorted(path.glob("puzzle_table_*.pt")))
         state = torch.load(rank_file, weights_only=False)
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])
@@ -201,7 +208,11 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
     world = accelerator.num_processes
     set_seed(config.train.seed)
     model = TRM(config.model)
-    table = PuzzleEmbedding(source.num_puzzle_ids, config.model.hidden, accelerator.device)
+    sharded = config.train.puzzle_table == "sharded" and world > 1
+    table = PuzzleEmbedding(
+        source.num_puzzle_ids, config.model.hidden, accelerator.device,
+        rank=accelerator.process_index if sharded else 0, world=world if sharded else 1,
+    )
     if initial is not None:
         initial_weights(initial, model, table)
     optimizer = AdamATan2(
@@ -217,7 +228,6 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
     prepared, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(prepared)
     ema = EMA(raw_model, config.train.ema_rate) if config.train.ema else None
-    accelerator.register_for_checkpointing(table)
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     stream = TrainStream(source, config.train.global_batch, accelerator.process_index, world, config.train.seed)
@@ -259,7 +269,7 @@ def train(config: Config) -> Path:
         accelerator.init_trackers("train", config=_flat(config.to_dict()))
     accelerator.print(
         f"TRM {trainer.raw_model.num_parameters():,} parameters + puzzle table {trainer.table.num_ids:,} x "
-        f"{config.model.hidden}; {accelerator.num_processes} process(es) on {accelerator.device}; "
+        f"{config.model.hidden}{' sharded' if trainer.table.sharded else ''}; {accelerator.num_processes} process(es) on {accelerator.device}; "
         f"global batch {config.train.global_batch}; {config.train.steps} steps"
     )
     batches = iter(trainer.stream)
@@ -314,9 +324,10 @@ def export(trainer: Trainer, run_dir: Path) -> Path:
     accelerator = trainer.accelerator
     accelerator.wait_for_everyone()
     info = describe(trainer.source, trainer.config.data)
+    table = trainer.table.full()  # every process takes part when the table is sharded
     if accelerator.is_main_process:
         with trainer.evaluation_weights() as model:
-            export_model(run_dir / "model", model, trainer.table, info)
+            export_model(run_dir / "model", model, table, info)
         accelerator.print(f"exported model to {run_dir / 'model'}")
     accelerator.wait_for_everyone()
     return run_dir / "model"

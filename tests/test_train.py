@@ -40,7 +40,10 @@ def metrics(run_dir: Path) -> list[dict]:
 def latest_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     checkpoint = run_dir / "checkpoints" / (run_dir / "latest").read_text().strip()
     weights = load_file(str(checkpoint / "model.safetensors"))
-    table = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)["weights"]
+    shards = [torch.load(path) for path in sorted(checkpoint.glob("puzzle_table_*.pt"))]
+    table = torch.full((shards[0]["num_ids"], shards[0]["weights"].shape[1]), float("nan"))
+    for shard in shards:
+        table[shard["rank"] :: shard["world"]] = shard["weights"]
     return {**weights, "puzzle_table": table}
 
 
@@ -132,7 +135,8 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
-    """Same global batch over 2 gloo processes, with and without accumulation: same losses and weights as 1 process."""
+    """Same global batch over 2 gloo processes, with and without accumulation, puzzle table sharded or
+    replicated: same losses and weights as 1 process."""
     one, two = tmp_path / "one", tmp_path / "two"
     common = ["train.steps=3", "train.lr_warmup_steps=0", "model.halt_exploration_prob=0", "run.checkpoint_every=3"]
     run_train([f"run.dir={one}", *common], launcher=accelerate_cpu(1))
@@ -152,6 +156,13 @@ def test_two_processes_match_one_process(tmp_path):
     c = latest_weights(accumulated)
     for name in a:
         assert torch.allclose(a[name], c[name], atol=1e-5), name
+    # 2 processes shard the puzzle table by default; replicated, every number is the same
+    assert "sharded" in result.stdout
+    replicated = tmp_path / "replicated"
+    run_train([f"run.dir={replicated}", *common, "train.puzzle_table=replicated"], launcher=accelerate_cpu(2))
+    d = latest_weights(replicated)
+    for name in a:
+        assert torch.equal(b[name], d[name]), name
 
 
 @pytest.mark.slow
