@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 from typing import Any, Iterator
 
@@ -22,11 +23,17 @@ from accelerate.utils import InitProcessGroupKwargs
 
 
 def make_accelerator(**kwargs: Any) -> Accelerator:
+    """The Accelerator for this launch. Only the main process logs arc_trm's warnings: every process
+    loads the same data, so the others would repeat them."""
     if torch.cuda.is_available():
-        return Accelerator(**kwargs)
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
-        return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")], **kwargs)
-    return Accelerator(cpu=True, **kwargs)
+        accelerator = Accelerator(**kwargs)
+    elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        accelerator = Accelerator(kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")], **kwargs)
+    else:
+        accelerator = Accelerator(cpu=True, **kwargs)
+    if not accelerator.is_main_process:
+        logging.getLogger("arc_trm").setLevel(logging.ERROR)
+    return accelerator
 
 
 def _initialized() -> bool:

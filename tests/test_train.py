@@ -142,6 +142,7 @@ def test_two_processes_match_one_process(tmp_path):
     run_train([f"run.dir={one}", *common], launcher=accelerate_cpu(1))
     result = run_train([f"run.dir={two}", *common], launcher=accelerate_cpu(2))
     assert "2 process(es)" in result.stdout
+    assert (result.stdout + result.stderr).count("dropped a training pair") == 1  # the main process warns, once
     loss_one = [m["train/loss"] for m in metrics(one) if "train/loss" in m]
     loss_two = [m["train/loss"] for m in metrics(two) if "train/loss" in m]
     assert loss_one == pytest.approx(loss_two, rel=1e-5)
