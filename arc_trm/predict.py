@@ -285,6 +285,8 @@ class PredictArgs:
     """Score each test input's top-N candidates under every augmentation (needed by policy=poe)."""
     tasks_per_part: int = 8
     """Tasks per restartable part file under OUT/parts."""
+    compile: bool = False
+    """torch.compile the model (GPUs; the numbers stay those of the eager model)."""
 
 
 def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
@@ -348,6 +350,8 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     """Predict every part this process owns (skipping finished ones), then gather and vote on the main one."""
     out = Path(args.out)
     model, table, info = load_model(args.checkpoint, accelerator.device)
+    if args.compile:
+        model.compile()
     if info.get("track", "arc") in ("sudoku", "maze"):
         return predict_track(args, accelerator, model, table, info["track"])
     tasks = resolve(args.split)

@@ -84,6 +84,18 @@ def timed(function: Callable[[], T], device: torch.device | None = None,
     return clock() - start, result
 
 
+def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    """This device's dense matmul FLOP/s in this dtype: the best of `repeats` timed square matmuls, so
+    that a busy moment does not lower the peak that MFU is measured against."""
+    import torch
+
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b  # warm-up
+    best = min(timed(lambda: a @ b, device)[0] for _ in range(repeats))
+    return 2 * size**3 / best
+
+
 def command_line(script: str, argv: list[str] | None = None) -> str:
     """The command that ran `script` (pass `__file__`) from the repository root, with `argv`
     (default: this process's arguments)."""

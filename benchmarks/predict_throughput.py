@@ -11,8 +11,10 @@ augmentations, with random weights (speed does not depend on them). Shapes:
 - `arc1`: the reference ARC model (hidden 512, 8 heads, seq 900 + 16 prefix, T=3, n=4, 16 steps);
 - `tiny`: the tiny preset (hidden 64, canvas 10: seq 100 + 4, T=2, n=2, 4 steps).
 
+Modes (`--modes`): `eager`, and `compiled` (torch.compile of the whole model, what `python -m
+arc_trm.predict compile=true` does). MFU is measured against the matmul rate this run measures.
 bf16 on CUDA (the reference's forward dtype), fp32 on CPU (CPU bf16 matmuls are slow). One warm-up
-batch of one step, then `--batches` timed batches. One candidate = one example-step, so
+batch of two steps, then `--batches` timed batches. One candidate = one example-step, so
 "time per supervision step per example" = 1 / (candidates/s). Appends an entry to benchmarks/RESULTS.md
 with a projection (not a measurement) of ARC-AGI-2 evaluation on Kaggle's 4 x L4; see `projection`.
 """
@@ -34,7 +36,7 @@ from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.predict import PuzzleIndex, predict_queries, queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import command_line, describe_device, entry, publish, timed  # noqa: E402
+from common import command_line, describe_device, entry, matmul_rate, publish, timed  # noqa: E402
 
 # Projection inputs (sources: ../shared/reference/peers.md, trm.md)
 H100_TRAIN_EXAMPLE_STEPS = 800.0  # reference training, example-steps/s per H100 (Trelis; peers.md "best per-GPU H100 figure")
@@ -71,22 +73,27 @@ def workload(canvas: int, count: int, seed: int = 0) -> list:
     return list(itertools.islice(queries(tasks, index, per_input), count))
 
 
-def measure(name: str, batch: int, batches: int, steps: int | None, device: torch.device) -> dict:
+def measure(name: str, mode: str, batch: int, batches: int, steps: int | None, device: torch.device) -> dict:
+    """One shape in one mode: `eager`, or `compiled` (torch.compile of the whole model, as
+    `python -m arc_trm.predict compile=true` runs it)."""
     config = shape_config(name, device.type == "cuda")
     steps = steps or config.halt_max_steps
     torch.manual_seed(0)
     model = TRM(config).to(device).eval()
+    if mode == "compiled":
+        model.compile()
     items = workload(int(round(config.seq_len**0.5)), batch * (batches + 1))
     table = PuzzleEmbedding(max(q.version.puzzle_id for q in items) + 1, config.hidden, device)
     table.weights.normal_(0, 0.02)
     warm, measured = items[:batch], items[batch:]
-    predict_queries(model, table, warm, batch, 1, device)  # warm-up: kernels, allocator
+    # warm-up (kernels, allocator, compilation): two steps, as the first step's (y, z) are laid out differently
+    predict_queries(model, table, warm, batch, min(2, steps), device)
     elapsed, (candidates, _) = timed(lambda: predict_queries(model, table, measured, batch, steps, device), device)
     assert len(candidates) == len(measured) * steps
     rate = len(candidates) / elapsed
     flops = flops_per_example_step(config, training=False)
-    return {"shape": name, "dtype": config.forward_dtype, "batch": batch, "batches": batches, "steps": steps,
-            "candidates": len(candidates), "seconds": elapsed, "rate": rate, "per_step_ms": 1000 / rate,
+    return {"shape": name, "mode": mode, "dtype": config.forward_dtype, "batch": batch, "batches": batches,
+            "steps": steps, "candidates": len(candidates), "seconds": elapsed, "rate": rate, "per_step_ms": 1000 / rate,
             "gflop": flops / 1e9, "gflops_s": rate * flops / 1e9, "config": config}
 
 
@@ -125,39 +132,45 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="queries per batch (default: arc1 2 on CPU / 256 on CUDA; tiny 64)")
     parser.add_argument("--batches", type=int, default=None, help="timed batches (default: arc1 2 on CPU / 8 on CUDA; tiny 8)")
     parser.add_argument("--steps", type=int, default=None, help="supervision steps (default: the shape's halt_max_steps)")
+    parser.add_argument("--modes", default="eager,compiled", help="comma-separated: eager, compiled")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
     print(f"device: {describe_device(device)}")
+    peak = matmul_rate(device, torch.bfloat16 if cuda else torch.float32)
     results = []
     for name in args.shapes.split(","):
         batch = args.batch or {"arc1": 256 if cuda else 2, "tiny": 64}[name]
         batches = args.batches or {"arc1": 8 if cuda else 2, "tiny": 8}[name]
-        r = measure(name, batch, batches, args.steps, device)
-        results.append(r)
-        print(f"{name}: batch {r['batch']}, {r['candidates']} candidates in {r['seconds']:.2f} s: "
-              f"{r['rate']:.2f} candidates/s, {r['per_step_ms']:.2f} ms per supervision step per example, "
-              f"{r['gflops_s']:.1f} GFLOP/s ({r['gflop']:.2f} GFLOP per example-step, {r['dtype']})")
+        for mode in args.modes.split(","):
+            r = measure(name, mode, batch, batches, args.steps, device)
+            r["mfu"] = r["gflops_s"] * 1e9 / peak
+            results.append(r)
+            print(f"{name} {mode}: batch {r['batch']}, {r['candidates']} candidates in {r['seconds']:.2f} s: "
+                  f"{r['rate']:.2f} candidates/s, {r['per_step_ms']:.2f} ms per supervision step per example, "
+                  f"{r['gflops_s']:.1f} GFLOP/s ({r['gflop']:.2f} GFLOP per example-step, {r['dtype']}), MFU {r['mfu']:.1%}")
 
     lines = [
-        "| shape | dtype | batch | candidates timed | candidates/s | ms per step per example | GFLOP per example-step | GFLOP/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| shape | mode | dtype | batch | candidates timed | candidates/s | ms per step per example | GFLOP per example-step | GFLOP/s | MFU | vs eager |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         c = r["config"]
         shape = f"{r['shape']} (D {c.hidden}, seq {c.seq_len}+{c.puzzle_emb_len}, T {c.T}, n {c.n}, {r['steps']} steps)"
-        lines.append(f"| {shape} | {r['dtype']} | {r['batch']} | {r['candidates']} | {r['rate']:.2f} | {r['per_step_ms']:.2f} | "
-                     f"{r['gflop']:.2f} | {r['gflops_s']:.1f} |")
-    arc1 = next((r for r in results if r["shape"] == "arc1"), None)
+        base = next(b["rate"] for b in results if b["shape"] == r["shape"])
+        lines.append(f"| {shape} | {r['mode']} | {r['dtype']} | {r['batch']} | {r['candidates']} | {r['rate']:.2f} | "
+                     f"{r['per_step_ms']:.2f} | {r['gflop']:.2f} | {r['gflops_s']:.1f} | {r['mfu']:.1%} | {r['rate'] / base:.2f}x |")
+    arc1 = max((r for r in results if r["shape"] == "arc1"), key=lambda r: r["rate"], default=None)
     if arc1 is not None:
         work = ARC2_TEST_INPUTS * AUGMENTATIONS * STEPS
         lines.append(f"\nAt the measured arc1 rate, this device would take {work / arc1['rate'] / 3600:,.0f} h for ARC-AGI-2 "
                      f"evaluation ({work:,} example-steps).")
     lines += projection()
-    figures = ("one timed run of `predict_queries` per shape (after a one-step warm-up batch), random weights, "
-               "real ARC-AGI-1 evaluation test inputs under sampled augmentations; candidates/s = example-steps/s")
+    figures = ("one timed run of `predict_queries` per shape and mode (after a two-step warm-up batch), random weights, "
+               "real ARC-AGI-1 evaluation test inputs under sampled augmentations; candidates/s = example-steps/s; "
+               f"MFU = achieved / the matmul rate measured in the same run ({peak / 1e12:.3f} TFLOP/s)")
     text = entry(__file__, describe_device(device), command_line(__file__), figures, lines)
     publish(text, args.no_record)
 

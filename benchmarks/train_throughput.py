@@ -31,17 +31,7 @@ from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.train import build_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import command_line, describe_device, entry, publish, timed  # noqa: E402
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
-    """This device's dense matmul FLOP/s in this dtype: the best of `repeats` timed square matmuls, so
-    that a busy moment does not lower the peak that MFU is measured against."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # warm-up
-    best = min(timed(lambda: a @ b, device)[0] for _ in range(repeats))
-    return 2 * size**3 / best
+from common import command_line, describe_device, entry, matmul_rate, publish, timed  # noqa: E402
 
 
 def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, source: ArcSource) -> dict[str, float]:

@@ -381,3 +381,16 @@ def test_parts_made_with_other_settings_are_refused(model_dir, challenges, tmp_p
     args = [a for a in predict_args(model_dir, challenges, out) if not a.startswith("num_aug=")] + ["num_aug=1"]
     result = run("arc_trm.predict", *args)
     assert result.returncode == 2 and "num_aug" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_compiled_prediction_gives_the_eager_candidates(model_dir, challenges, predicted, tmp_path):
+    """`compile=true` (torch.compile of the whole model, the GPU path) predicts the same grids and votes;
+    halting confidences agree within 1e-5."""
+    out = tmp_path / "compiled"
+    result = run("arc_trm.predict", *predict_args(model_dir, challenges, out, "compile=true"), timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    eager, compiled = rows(load_candidates(predicted / "candidates.parquet")), rows(load_candidates(out / "candidates.parquet"))
+    assert [r[:4] + r[5:] for r in compiled] == [r[:4] + r[5:] for r in eager]
+    assert np.allclose([r[4] for r in compiled], [r[4] for r in eager], atol=1e-5)
+    assert (out / "submission.json").read_bytes() == (predicted / "submission.json").read_bytes()
