@@ -281,7 +281,7 @@ def train(config: Config) -> Path:
     window_steps, window_start = 0, time.perf_counter()
     deadline = time.perf_counter() + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
     while trainer.step < config.train.steps:
-        batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
+        batch = to_device(next(batches), accelerator.device)
         totals = trainer.train_step(batch)
         for name, value in totals.items():
             window[name] = window.get(name, 0) + value if name != "lr" else value
@@ -313,10 +313,23 @@ def train(config: Config) -> Path:
     return model_dir
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch on the device. To a GPU through pinned memory, so that the copy does not wait: the
+    training step has no host synchronisation, and the host prepares this batch while the GPU still
+    computes the previous step."""
+    if device.type == "cuda":
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def out_of_time(deadline: float, accelerator: Accelerator) -> bool:
-    """Every process stops at the same step: as soon as any one of them is past the deadline."""
-    late = torch.tensor([float(time.perf_counter() > deadline)], device=accelerator.device)
-    return bool(accelerator.reduce(late, reduction="sum").item() > 0)
+    """Every process stops at the same step: as soon as any one of them is past the deadline. Alone,
+    the host clock decides; several processes vote, which makes the host wait for the device."""
+    late = time.perf_counter() > deadline
+    if accelerator.num_processes == 1:
+        return late
+    votes = torch.tensor([float(late)], device=accelerator.device)
+    return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
 
 
 def export(trainer: Trainer, run_dir: Path) -> Path:

@@ -234,3 +234,25 @@ def test_compiled_model_matches_eager():
     (la, qa, ya, ga), (lb, qb, yb, gb) = outputs
     assert torch.allclose(la, lb, atol=1e-4) and torch.allclose(qa, qb, atol=1e-4) and torch.allclose(ya, yb, atol=1e-4)
     assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-3) for a, b in zip(ga, gb))
+
+
+def test_bf16_compute_keeps_fp32_master_weights_and_gradients():
+    """forward_dtype=bfloat16 (the GPU presets): activations in bf16, weights and their gradients in
+    fp32, and the step close to the fp32 one (within bf16 rounding)."""
+    torch.manual_seed(0)
+    full = TRM(ModelConfig(**SMALL))
+    half = TRM(ModelConfig(**{**SMALL, "forward_dtype": "bfloat16"}))
+    half.load_state_dict(full.state_dict())
+    inputs, rows = torch.randint(0, 12, (4, 16)), torch.randn(4, 32)
+    results = []
+    for model in (full, half):
+        y, z = model.initial_state(4)
+        out = model(y, z, inputs, rows)
+        loss, _ = act_loss(out.logits, out.q_halt, inputs.long(), torch.ones(4, dtype=torch.bool))
+        loss.backward()
+        results.append((out, torch.cat([p.grad.flatten() for p in model.parameters()])))
+    (out_full, grad_full), (out_half, grad_half) = results
+    assert out_half.y.dtype == torch.bfloat16 and out_half.logits.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in half.parameters())
+    assert (out_half.logits.float() - out_full.logits).norm() / out_full.logits.norm() < 2e-2
+    assert torch.nn.functional.cosine_similarity(grad_half, grad_full, dim=0) > 0.99

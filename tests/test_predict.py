@@ -34,6 +34,8 @@ from arc_trm.tokens import decode_grid
 from arc_trm.vote import vote
 from evaluation.arc import load_submission, score_submission
 
+from conftest import free_port
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 NUM_AUG = 2  # augmentations besides the identity, in training and prediction
 STEPS = 2  # of the tiny preset's 4 supervision steps
@@ -394,3 +396,17 @@ def test_compiled_prediction_gives_the_eager_candidates(model_dir, challenges, p
     assert [r[:4] + r[5:] for r in compiled] == [r[:4] + r[5:] for r in eager]
     assert np.allclose([r[4] for r in compiled], [r[4] for r in eager], atol=1e-5)
     assert (out / "submission.json").read_bytes() == (predicted / "submission.json").read_bytes()
+
+
+@pytest.mark.slow
+def test_two_processes_predict_what_one_process_predicts(model_dir, challenges, predicted, tmp_path):
+    """`accelerate launch` with 2 gloo processes: the parts are split between them, and the gathered
+    candidates and the submission are those of one process."""
+    out = tmp_path / "two"
+    launch = ["accelerate.commands.launch", "--config_file", str(Path(__file__).resolve().parents[1] / "accelerate_configs" / "cpu.yaml"),
+              "--num_processes", "2", "--main_process_port", str(free_port()), "-m", "arc_trm.predict"]
+    result = run(*launch, *predict_args(model_dir, challenges, out), timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert rows(load_candidates(out / "candidates.parquet")) == rows(load_candidates(predicted / "candidates.parquet"))
+    assert (out / "submission.json").read_bytes() == (predicted / "submission.json").read_bytes()
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -12,13 +11,10 @@ import torch.multiprocessing as mp
 
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 
+from conftest import free_port
+
 NUM_IDS, DIM, WORLD, STEPS, BATCH = 11, 4, 2, 5, 3
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def batches(rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -119,3 +115,43 @@ def test_incomplete_or_mismatched_shards_are_refused(sharded):
         PuzzleEmbedding(NUM_IDS, DIM).load_shards([folder / "puzzle_table_0.pt"])
     with pytest.raises(ValueError, match="does not match"):
         PuzzleEmbedding(NUM_IDS + 1, DIM).load_shards([folder / "puzzle_table_0.pt"])
+
+
+def unique_based_update(weights: torch.Tensor, ids: torch.Tensor, grads: torch.Tensor, lr: float, wd: float,
+                        rank: int = 0, world: int = 1) -> torch.Tensor:
+    """The update written the obvious way (unique ids, boolean masks): what SparseSignSGD must equal."""
+    unique, inverse = ids.unique(return_inverse=True)
+    summed = torch.zeros(unique.shape[0], grads.shape[1]).index_add_(0, inverse, grads)
+    mine = unique % world == rank
+    local = unique[mine] // world
+    out = weights.clone()
+    out[local] = out[local] * (1 - lr * wd) - lr * summed[mine].sign()
+    return out
+
+
+@pytest.mark.parametrize("rank,world", [(0, 1), (1, 3)])
+def test_sign_sgd_equals_the_unique_based_update(rank, world):
+    generator = torch.Generator().manual_seed(rank)
+    table = PuzzleEmbedding(NUM_IDS, DIM, rank=rank, world=world)
+    table.weights.copy_(torch.randn(table.weights.shape, generator=generator))
+    for _ in range(3):
+        ids = torch.randint(0, NUM_IDS, (24,), generator=generator)  # many repeats, ids of every shard
+        grads = torch.randn(24, DIM, generator=generator)
+        expected = unique_based_update(table.weights, ids, grads, 1e-2, 0.1, rank, world)
+        SparseSignSGD(table, weight_decay=0.1).step(ids, grads, lr=1e-2)
+        assert torch.equal(table.weights, expected)
+
+
+@pytest.mark.parametrize("rank,world", [(0, 1), (1, 2)])
+def test_table_step_has_no_data_dependent_shapes(rank, world):
+    """Rows and the update run on the meta device, which has no values: nothing in them needs a size
+    that depends on the data (`unique`, boolean-mask reads), which on a GPU is a host synchronisation
+    every step. The unique-based update cannot run there."""
+    meta = torch.device("meta")
+    ids, grads = torch.tensor([3, 1, 3, 7, 1, 1], device=meta), torch.randn(6, DIM, device=meta)
+    table = PuzzleEmbedding(NUM_IDS, DIM, meta, rank=rank, world=world)
+    if not table.sharded:  # the sharded read also all-reduces, which needs a process group
+        assert table.rows(ids, requires_grad=True).shape == (6, DIM)
+    SparseSignSGD(table, weight_decay=0.1).step(ids, grads, lr=1e-2)
+    with pytest.raises(NotImplementedError):
+        unique_based_update(table.weights, ids, grads, 1e-2, 0.1, rank, world)

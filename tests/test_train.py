@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import orjson
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from conftest import free_port
 
 # small and fast: 8 + 8 ARC-AGI-1 tasks on a 10x10 canvas
 FAST = [
@@ -52,11 +53,6 @@ def exported_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {**load_file(str(run_dir / "model" / "weights.safetensors")),
             **load_file(str(run_dir / "model" / "puzzle_table.safetensors"))}
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def accelerate_cpu(processes: int, *extra: str) -> list[str]:

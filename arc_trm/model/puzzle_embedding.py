@@ -13,6 +13,11 @@ keeps 1/W of the table. Sharding changes no number: the same rows, the same upda
    gradients per distinct id, and applies SignSGD with decoupled weight decay to the rows this
    process holds: w <- w * (1 - lr * wd) - lr * sign(g). Replicated, every process applies the same
    update, so the copies stay identical without ever communicating the table.
+
+Both run without a host synchronisation, so the CPU can prepare the next batch while the GPU still
+works: every shape is fixed by the batch (no `unique`, no boolean-mask indexing, whose result sizes
+the host would have to wait for). Writes that must not land (slots of repeated ids, rows held by
+another process) go to one scratch row kept after the table.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ class PuzzleEmbedding:
 
     def __init__(self, num_ids: int, dim: int, device: torch.device | str = "cpu", rank: int = 0, world: int = 1):
         self.num_ids, self.rank, self.world = num_ids, rank, world
-        self.weights = torch.zeros(len(range(rank, num_ids, world)), dim, device=device)
+        held = len(range(rank, num_ids, world))
+        self.storage = torch.zeros(held + 1, dim, device=device)  # the held rows, then the scratch row
+        self.weights = self.storage[:held]
+        self.scratch = held
 
     @property
     def sharded(self) -> bool:
@@ -53,6 +61,12 @@ class PuzzleEmbedding:
     def local(self, ids: torch.Tensor) -> torch.Tensor:
         """Row indices in `weights` of held ids."""
         return torch.div(ids - self.rank, self.world, rounding_mode="floor")
+
+    def targets(self, ids: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Row indices in `storage`: the held ids' rows; the scratch row for ids held elsewhere and
+        where `keep` is False."""
+        keep = self.held(ids) if keep is None else keep & self.held(ids)
+        return torch.where(keep, self.local(ids), self.scratch)
 
     def rows(self, ids: torch.Tensor, requires_grad: bool) -> torch.Tensor:
         """The batch's rows as a fresh leaf tensor (B, dim). Sharded, every process must call it
@@ -72,9 +86,7 @@ class PuzzleEmbedding:
 
     def _filled(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows of `ids` (the same on every process): each process fills the rows it holds, the sum fills all."""
-        held = self.held(ids)
-        out = torch.zeros(ids.shape[0], self.weights.shape[1], dtype=self.weights.dtype, device=self.weights.device)
-        out[held] = self.weights[self.local(ids[held])]
+        out = self.storage[self.targets(ids)] * self.held(ids)[:, None]
         dist.all_reduce(out)
         return out
 
@@ -154,11 +166,16 @@ class SparseSignSGD:
         """`ids` (B,) and `grads` (B, dim) of this process; `gather` concatenates them over processes."""
         if gather is not None:
             ids, grads = gather(ids), gather(grads)
-        unique, inverse = ids.unique(return_inverse=True)
-        summed = torch.zeros(unique.shape[0], grads.shape[1], dtype=grads.dtype, device=grads.device)
-        summed.index_add_(0, inverse, grads)
-        held = self.table.held(unique)
-        local = self.table.local(unique[held])
-        rows = self.table.weights[local]
-        rows.mul_(1.0 - lr * self.weight_decay).add_(summed[held].sign().to(rows.dtype), alpha=-lr)
-        self.table.weights[local] = rows
+        # group repeated ids with fixed shapes: sort (stably, so each id's gradients add in batch order),
+        # then one slot per distinct id, numbered in id order; slots past the last distinct id are unused
+        order = ids.argsort(stable=True)
+        ids = ids[order]
+        starts = torch.ones_like(ids, dtype=torch.bool)
+        starts[1:] = ids[1:] != ids[:-1]
+        slot = starts.cumsum(0) - 1
+        summed = torch.zeros_like(grads).index_add_(0, slot, grads[order])
+        slot_ids = torch.zeros_like(ids).scatter_(0, slot, ids)
+        used = torch.arange(ids.shape[0], device=ids.device) <= slot[-1]
+        storage, targets = self.table.storage, self.table.targets(slot_ids, keep=used)
+        rows = storage[targets] * (1.0 - lr * self.weight_decay) - lr * summed.sign().to(storage.dtype)
+        storage[targets] = rows  # repeated targets are the scratch row only
