@@ -126,6 +126,7 @@ class Trainer:
             "step": self.step,
             "stream": self.stream.state_dict(),
             "carries": [None if c is None else c.state_dict() for c in self.carries],
+            "layout": self.layout(),
         }
         torch.save(rank_state, tmp / f"rank_{accelerator.process_index}.pt")
         if self.table.sharded or accelerator.is_main_process:
@@ -137,17 +138,33 @@ class Trainer:
         accelerator.wait_for_everyone()
         return final
 
+    def layout(self) -> dict[str, int]:
+        """How the global batch is split: the ACT carries fit only the layout that saved them."""
+        return {"processes": self.accelerator.num_processes, "grad_accum": self.config.train.grad_accum}
+
     def load(self, path: Path) -> None:
-        self.accelerator.load_state(str(path))
-        rank_file = path / f"rank_{self.accelerator.process_index}.pt"
-        if not rank_file.exists():
-            raise ConfigError(f"{path}: no state for process {self.accelerator.process_index}; resume with the same number of processes")
+        """Resume from a checkpoint, also one written by another number of processes (not with
+        DeepSpeed, whose optimizer shards are per process): the data position and the puzzle table carry
+        over exactly; the ACT carries (examples between supervision steps) restart empty."""
+        accelerator = self.accelerator
+        rank_file = path / f"rank_{accelerator.process_index}.pt"
+        state = torch.load(rank_file if rank_file.exists() else path / "rank_0.pt", weights_only=False)
+        same_layout = state["layout"] == self.layout()
+        if not same_layout and accelerator.state.deepspeed_plugin is not None:
+            raise ConfigError(
+                f"{path}: written by {state['layout']['processes']} processes; DeepSpeed resumes with the same number"
+            )
+        accelerator.load_state(str(path))
         self.table.load_shards(sorted(path.glob("puzzle_table_*.pt")))
-        state = torch.load(rank_file, weights_only=False)
         self.step = state["step"]
-        self.stream.load_state_dict(state["stream"])
-        device = self.accelerator.device
-        self.carries = [None if c is None else Carry.from_state_dict(c, device) for c in state["carries"]]
+        self.stream.load_state_dict(state["stream"])  # the stream's position is the same on every process
+        if same_layout:
+            self.carries = [None if c is None else Carry.from_state_dict(c, accelerator.device) for c in state["carries"]]
+        else:
+            accelerator.print(
+                f"{path} was written with {state['layout']}, this run has {self.layout()}: the data position and "
+                "weights continue; the examples that were between supervision steps are dropped"
+            )
 
 
 def run_accelerator(config: Config, run_dir: Path) -> Accelerator:

@@ -245,3 +245,18 @@ def test_deepspeed_resume_continues_the_same_run(tmp_path):
     a, b = exported_weights(straight), exported_weights(resumed)
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.slow
+def test_resume_with_another_number_of_processes(tmp_path):
+    """A 2-process checkpoint (sharded puzzle table) resumes in 1 process: the whole table and the data
+    position carry over, the ACT carries restart (said once), and training goes on."""
+    run = tmp_path / "run"
+    common = ["run.checkpoint_every=3", "train.lr_warmup_steps=0"]
+    run_train([f"run.dir={run}", "train.steps=3", *common], launcher=accelerate_cpu(2))
+    saved = latest_weights(run)["puzzle_table"]
+    result = run_train([f"run.dir={run}", "train.steps=3", *common])  # nothing left to train: export what was loaded
+    assert "step 3" in result.stdout and result.stdout.count("examples that were between supervision steps") == 1
+    assert torch.equal(exported_weights(run)["weights"], saved)
+    run_train([f"run.dir={run}", "train.steps=5", *common])
+    assert [m["step"] for m in metrics(run) if "train/loss" in m] == [1, 2, 3, 4, 5]
