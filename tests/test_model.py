@@ -214,6 +214,16 @@ def test_ema_tracks_and_swaps_back():
     assert torch.allclose(model.weight, torch.ones(1, 2))
 
 
+def supervision_step(model: torch.nn.Module, inputs: torch.Tensor, rows: torch.Tensor) -> tuple:
+    """One training supervision step from the initial (y, z), every slot halting: the output and the
+    parameters' gradients."""
+    y, z = model.initial_state(inputs.shape[0])
+    out = model(y, z, inputs, rows)
+    loss, _ = act_loss(out.logits, out.q_halt, inputs.long(), torch.ones(inputs.shape[0], dtype=torch.bool))
+    loss.backward()
+    return out, [p.grad for p in model.parameters()]
+
+
 @pytest.mark.slow
 def test_compiled_model_matches_eager():
     """torch.compile (the GPU training path) keeps the eager numerics: logits, halt logit, gradients."""
@@ -223,17 +233,10 @@ def test_compiled_model_matches_eager():
     twin.load_state_dict(eager.state_dict())
     compiled = torch.compile(twin)
     inputs, rows = torch.randint(0, 12, (4, 16)), torch.randn(4, 32)
-    outputs = []
-    for model in (eager, compiled):
-        y, z = eager.initial_state(4)
-        out = model(y, z, inputs, rows)
-        loss, _ = act_loss(out.logits, out.q_halt, inputs.long(), torch.ones(4, dtype=torch.bool))
-        loss.backward()
-        grads = [p.grad for p in model.parameters()]
-        outputs.append((out.logits, out.q_halt, out.y, grads))
-    (la, qa, ya, ga), (lb, qb, yb, gb) = outputs
-    assert torch.allclose(la, lb, atol=1e-4) and torch.allclose(qa, qb, atol=1e-4) and torch.allclose(ya, yb, atol=1e-4)
-    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-3) for a, b in zip(ga, gb))
+    (a, grads_a), (b, grads_b) = supervision_step(eager, inputs, rows), supervision_step(compiled, inputs, rows)
+    assert torch.allclose(a.logits, b.logits, atol=1e-4) and torch.allclose(a.q_halt, b.q_halt, atol=1e-4)
+    assert torch.allclose(a.y, b.y, atol=1e-4)
+    assert all(torch.allclose(x, y, atol=1e-4, rtol=1e-3) for x, y in zip(grads_a, grads_b))
 
 
 def test_bf16_compute_keeps_fp32_master_weights_and_gradients():
@@ -244,14 +247,8 @@ def test_bf16_compute_keeps_fp32_master_weights_and_gradients():
     half = TRM(ModelConfig(**{**SMALL, "forward_dtype": "bfloat16"}))
     half.load_state_dict(full.state_dict())
     inputs, rows = torch.randint(0, 12, (4, 16)), torch.randn(4, 32)
-    results = []
-    for model in (full, half):
-        y, z = model.initial_state(4)
-        out = model(y, z, inputs, rows)
-        loss, _ = act_loss(out.logits, out.q_halt, inputs.long(), torch.ones(4, dtype=torch.bool))
-        loss.backward()
-        results.append((out, torch.cat([p.grad.flatten() for p in model.parameters()])))
-    (out_full, grad_full), (out_half, grad_half) = results
+    (out_full, grads_full), (out_half, grads_half) = supervision_step(full, inputs, rows), supervision_step(half, inputs, rows)
+    grad_full, grad_half = torch.cat([g.flatten() for g in grads_full]), torch.cat([g.flatten() for g in grads_half])
     assert out_half.y.dtype == torch.bfloat16 and out_half.logits.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in half.parameters())
     assert (out_half.logits.float() - out_full.logits).norm() / out_full.logits.norm() < 2e-2
