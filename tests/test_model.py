@@ -253,3 +253,12 @@ def test_bf16_compute_keeps_fp32_master_weights_and_gradients():
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in half.parameters())
     assert (out_half.logits.float() - out_full.logits).norm() / out_full.logits.norm() < 2e-2
     assert torch.nn.functional.cosine_similarity(grad_half, grad_full, dim=0) > 0.99
+
+
+def test_supervision_step_traces_as_one_graph():
+    """torch.compile sees the whole step (all T cycles, the no-gradient ones included) as one graph:
+    no graph break splits it into pieces that would run, and fuse, separately."""
+    model = TRM(ModelConfig(**SMALL))
+    y, z = model.initial_state(4)
+    explained = torch._dynamo.explain(model)(y, z, torch.randint(0, 12, (4, 16)), torch.randn(4, 32, requires_grad=True))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
