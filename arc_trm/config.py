@@ -181,20 +181,34 @@ def from_dict(values: dict[str, Any], config: Config, source: str = "config") ->
 
 
 def load_config(argv: list[str]) -> Config:
-    """Preset (from `preset=NAME`, default tiny) then `section.field=value` overrides in order."""
+    """A preset (`preset=NAME`, default tiny) or a whole config file (`config=PATH`, e.g. a run's
+    config.yaml), then `section.field=value` overrides in order."""
     pairs = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise ConfigError(f"argument '{arg}' is not key=value (e.g. preset=arc1 train.steps=1000)")
         pairs.append((key.strip(), value))
-    preset = next((value for key, value in pairs if key == "preset"), "tiny")
-    config = load_preset(preset)
+    bases = {key: value for key, value in pairs if key in ("preset", "config")}
+    if len(bases) > 1:
+        raise ConfigError("give preset=NAME or config=PATH, not both")
+    config = load_config_file(Path(bases["config"])) if "config" in bases else load_preset(bases.get("preset", "tiny"))
     for key, value in pairs:
-        if key != "preset":
+        if key not in bases:
             set_key(config, key, value)
     validate(config)
     return config
+
+
+def load_config_file(path: Path) -> Config:
+    """A whole config as YAML (what a run directory's config.yaml holds)."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the config ({type(error).__name__})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: not a config (expected sections of key: value pairs)")
+    return from_dict(values, Config(), source=str(path))
 
 
 def validate(config: Config) -> None:

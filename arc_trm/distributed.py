@@ -7,6 +7,9 @@ Without CUDA the Accelerator is built with `cpu=True`: then `accelerate launch -
 Accelerator is built normally with a gloo backend: DeepSpeed's CPU accelerator then runs ZeRO over
 gloo, which is how the ZeRO configs are tested on a CPU-only machine. The process group is
 destroyed on the way out, or the interpreter aborts at exit.
+
+`run_on_processes` starts a module under `accelerate launch` on N processes (N GPUs, or N gloo
+processes without CUDA) and waits for it, for a caller that stays one process (submissions.make).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import contextlib
 import gc
 import logging
 import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
 from typing import Any, Iterator
 
+import psutil
 import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs
@@ -56,3 +64,48 @@ def process_group() -> Iterator[None]:
     finally:
         if _initialized():
             torch.distributed.destroy_process_group()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a process group's rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Launched:
+    returncode: int
+    stderr_tail: str  # the end of what the processes wrote to stderr
+
+
+def run_on_processes(module: str, args: list[str], processes: int, timeout: float | None = None) -> Launched:
+    """`accelerate launch --multi_gpu --num_processes N -m module args`, waited for. Its stdout (progress)
+    goes to ours; its stderr is kept for the caller (an out-of-memory error is read from it). Past
+    `timeout` seconds every process it started is killed and `subprocess.TimeoutExpired` raised."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+        "--num_machines", "1", "--main_process_port", str(free_port()), "-m", module, *args,
+    ]
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(child.pid)
+        child.communicate()
+        raise
+    return Launched(child.returncode, stderr[-4000:])
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants. Not by process group: the launcher starts each worker
+    in a session of its own."""
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(family, timeout=30)

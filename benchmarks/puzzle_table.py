@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -28,18 +27,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from arc_trm.distributed import free_port
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import command_line, describe_device, entry, publish  # noqa: E402
 
 MODES = ("replicated", "sharded")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:

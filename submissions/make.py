@@ -19,7 +19,11 @@
    failed chunk keeps its fallback; no chunk starts that the time left would not cover.
 5. Print a one-paragraph summary (tasks predicted, fallbacks and why, time per phase); exit 0.
 
-One process only (`python -m`, not `accelerate launch`): it uses one GPU. The work folder (--work)
+It runs as one process (`python -m`, not `accelerate launch`). With `--processes 1` (the default)
+fine-tuning and prediction run inside it, on one GPU. With `--processes N` each fine-tuning run and
+each prediction chunk is started under `accelerate launch` on N processes (N GPUs: Kaggle's four
+L4s) and waited for; this process keeps the clock, the fallbacks and the file, kills a launch that
+outlives the time left, and reads an out-of-memory error from its output. The work folder (--work)
 keeps the fine-tuning run and the prediction parts under names that hash their inputs, so re-running
 the same command resumes where it stopped, and any other checkpoint, challenges or setting starts
 afresh.
@@ -44,16 +48,17 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import orjson
 import torch
+import yaml
 from accelerate import Accelerator
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint, model_dir_of
-from arc_trm.config import Config, check_batch, load_config
-from arc_trm.distributed import make_accelerator
+from arc_trm.config import Config, check_batch, field_types, load_config
+from arc_trm.distributed import make_accelerator, run_on_processes
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Task, grid_to_list, load_challenges
-from arc_trm.io import atomic_write_json, read_json
+from arc_trm.io import atomic_write_bytes, atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import fallback_submission, write_submission
 from arc_trm.train import train
@@ -67,7 +72,7 @@ FINETUNE_SHARE = 0.7
 """Share of the time left after loading that fine-tuning may use; prediction and writing get the rest.
 A choice, not a measurement: fine-tuning can stop at any step and still help, while prediction must
 reach a task to score it at all, so prediction keeps a generous share (Trelis predicted for about
-1 h of 12 on 4 GPUs; here one GPU predicts)."""
+1 h of 12 on 4 GPUs; with --processes 1 one GPU predicts)."""
 MIN_FINETUNE_S = 60.0
 """Below this, loading the model and building the augmented tasks would use up the whole phase."""
 CHUNK_TASKS = 8
@@ -76,6 +81,9 @@ CHUNK_SAFETY = 1.5
 """A chunk starts only when the time left exceeds this many times the slowest chunk so far (chunks
 differ in their number of test inputs)."""
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
+LAUNCH_GRACE, LAUNCH_GRACE_S = 0.1, 300.0
+"""A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (loading,
+export): a guard against a hung process group, not the usual way it ends."""
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -111,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embeddings-only", action="store_true", help="fine-tune the puzzle embeddings only")
     parser.add_argument("--no-finetune", action="store_true", help="predict with the checkpoint as it is")
     parser.add_argument("--policy", default="reference", choices=sorted(POLICIES), help="voting policy (default reference)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="processes (GPUs) for fine-tuning and prediction, each phase under accelerate launch when > 1 (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="fine-tuning config override, repeatable (e.g. --set train.global_batch=96)")
     return parser
@@ -121,8 +131,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for name in ("finetune_aug", "predict_aug"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.batch_size < 1 or args.finetune_steps < 0:
-        raise ConfigError("--batch-size must be >= 1 and --finetune-steps >= 0")
+    if args.batch_size < 1 or args.finetune_steps < 0 or args.processes < 1:
+        raise ConfigError("--batch-size and --processes must be >= 1 and --finetune-steps >= 0")
     return args
 
 
@@ -168,7 +178,10 @@ def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tas
         *args.overrides,
     ]
     config = load_config(overrides)
-    check_batch(config, world=1)
+    if not any(o.strip().startswith("train.grad_accum=") for o in args.overrides):
+        # the preset accumulates what one GPU cannot hold; N GPUs keep its micro-batch with 1/N of the steps
+        config.train.grad_accum = max(1, config.train.grad_accum // args.processes)
+    check_batch(config, world=args.processes)
     if args.embeddings_only:
         config.train.freeze_dense_steps = config.train.steps
     identity = config.to_dict()
@@ -302,8 +315,8 @@ def halved(batch: int, attempt: int) -> int:
     return max(1, batch >> (attempt - 1))
 
 
-def predict_halving_batch(args: PredictArgs, accelerator: Accelerator) -> tuple[Path, int]:
-    """`predict_split`, retried with half the batch after each out-of-memory error until batch 1
+def predict_halving_batch(args: PredictArgs, runner: "Runner") -> tuple[Path, int]:
+    """`runner.predict`, retried with half the batch after each out-of-memory error until batch 1
     fails too. Finished parts are kept between tries. Returns the output and the batch that worked."""
 
     def after_failure(state: RetryCallState) -> None:
@@ -322,15 +335,64 @@ def predict_halving_batch(args: PredictArgs, accelerator: Accelerator) -> tuple[
 
     def attempt() -> tuple[Path, int]:
         batch = halved(args.batch_size, retrying.statistics["attempt_number"])
-        return predict_split(replace(args, batch_size=batch), accelerator), batch
+        return runner.predict(replace(args, batch_size=batch)), batch
 
     return retrying(attempt)
+
+
+class Runner:
+    """Where fine-tuning and prediction run: in this process, on one GPU."""
+
+    def __init__(self) -> None:
+        self._accelerator: Accelerator | None = None
+
+    def train(self, config: Config) -> Path:
+        return train(config)
+
+    def predict(self, args: PredictArgs) -> Path:
+        if self._accelerator is None:
+            self._accelerator = make_accelerator()
+        return predict_split(args, self._accelerator)
+
+
+class LaunchedRunner(Runner):
+    """Each run under `accelerate launch` on `processes` processes (GPUs), killed when it outlives
+    the clock; this process never touches a GPU. A launch's out-of-memory error is raised here as
+    one, so that prediction halves its batch as in-process."""
+
+    def __init__(self, processes: int, clock: Clock):
+        super().__init__()
+        self.processes, self.clock = processes, clock
+
+    def train(self, config: Config) -> Path:
+        run_dir = Path(config.run.dir)
+        config_file = run_dir.with_name(f"{run_dir.name}.yaml")
+        atomic_write_bytes(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+        # the training loop stops itself at train.max_minutes; loading and export come on top
+        limit = 60 * config.train.max_minutes * (1 + LAUNCH_GRACE) + LAUNCH_GRACE_S
+        self._launch("arc_trm.train", [f"config={config_file}"], limit)
+        return run_dir / "model"
+
+    def predict(self, args: PredictArgs) -> Path:
+        settings = [f"{name}={getattr(args, name)}" for name in field_types(args)]
+        self._launch("arc_trm.predict", settings, max(self.clock.remaining(), 1.0))
+        return Path(args.out)
+
+    def _launch(self, module: str, args: list[str], timeout: float) -> None:
+        done = run_on_processes(module, args, self.processes, timeout)
+        if done.returncode != 0:
+            lines = [line for line in done.stderr_tail.splitlines() if line.strip()]
+            oom = next((line for line in reversed(lines) if "out of memory" in line.lower()), None)
+            if oom is not None:
+                raise torch.cuda.OutOfMemoryError(oom.strip())
+            raise RuntimeError(f"{module} on {self.processes} processes exited with {done.returncode}: "
+                               f"{lines[-1].strip() if lines else 'no error output'}")
 
 
 # ------------------------------------------------------------------------------------------- phases
 
 
-def finetune(config: Config, clock: Clock, report: Report) -> Path | None:
+def finetune(config: Config, clock: Clock, report: Report, runner: Runner) -> Path | None:
     """The fine-tuned model, or None (with the reason noted) when there is no time or training fails."""
     budget = FINETUNE_SHARE * clock.remaining()
     if budget < MIN_FINETUNE_S:
@@ -340,7 +402,7 @@ def finetune(config: Config, clock: Clock, report: Report) -> Path | None:
     config.train.max_minutes = budget / 60
     log.info(f"fine-tuning for at most {format_seconds(budget)} in {config.run.dir}")
     try:
-        model = model_dir_of(train(config))
+        model = model_dir_of(runner.train(config))
     except Exception as error:  # any failure (out of memory, bad data, a bug) leaves the original model
         log.warning("fine-tuning failed", exc_info=True)
         report.note(f"Fine-tuning failed ({describe(error)}); predicted with the original checkpoint.")
@@ -363,7 +425,7 @@ def chunk_results(out: Path, chunk: Sequence[Task]) -> tuple[Submission, set[str
 
 def predict(
     tasks: Sequence[Task], model: Path, label: str, args: argparse.Namespace, tasks_key: str,
-    submission: Submission, clock: Clock, report: Report,
+    submission: Submission, clock: Clock, report: Report, runner: Runner,
 ) -> None:
     """Predict chunk by chunk; after each, its tasks overwrite their fallback in --out."""
     canvas = read_json(model / "data.json").get("canvas", 30)
@@ -373,7 +435,6 @@ def predict(
         poe_top_n=10 if args.policy == "poe" else 0,
     )
     folder = args.work / f"predict-{fingerprint(tasks_key, model_identity(model), args.predict_aug, args.policy)}"
-    accelerator = make_accelerator()
     batch, slowest = args.batch_size, 0.0
     chunks = [tasks[i : i + CHUNK_TASKS] for i in range(0, len(tasks), CHUNK_TASKS)]
     for i, chunk in enumerate(chunks):
@@ -386,7 +447,7 @@ def predict(
         try:
             atomic_write_json(chunk_dir / "tasks.json", challenges_json(chunk))
             out, batch = predict_halving_batch(
-                replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), accelerator
+                replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), runner
             )
             entries, decoded = chunk_results(out, chunk)
         except Exception as error:  # one chunk's failure keeps its fallback; the next chunk may work
@@ -457,10 +518,11 @@ def run_phases(
     except OSError as error:
         report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
         return
+    runner = Runner() if args.processes == 1 else LaunchedRunner(args.processes, clock)
     label = "original"
     if not args.no_finetune:
         with clock.phase("fine-tune"):
-            tuned = finetune(config, clock, report)
+            tuned = finetune(config, clock, report, runner)
         if tuned is not None:
             model, label = tuned, "fine-tuned"
     if clock.remaining() <= 0:
@@ -468,7 +530,7 @@ def run_phases(
         return
     with clock.phase("predict"):
         try:
-            predict(tasks, model, label, args, tasks_key, submission, clock, report)
+            predict(tasks, model, label, args, tasks_key, submission, clock, report, runner)
         except Exception as error:  # e.g. the model folder cannot be read: the file holds what was written
             log.warning("prediction failed", exc_info=True)
             report.note(f"Prediction stopped ({describe(error)}).")

@@ -1,10 +1,8 @@
-"""Shared test fixtures: the real ARC/Sudoku files in ../shared/data (never copied into the project);
-and `free_port` for tests that start process groups (`from conftest import free_port`)."""
+"""Shared test fixtures: the real ARC/Sudoku files in ../shared/data (never copied into the project)."""
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,3 @@ def shared_data() -> Path:
         pytest.fail(f"shared data not found at {SHARED_DATA}; set ARC_TRM_SHARED_DATA")
     return SHARED_DATA
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on now, for a process group's rendezvous."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from arc_trm.config import check_batch, load_config, preset_names
 from arc_trm.errors import ConfigError
@@ -61,3 +62,19 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     assert result.stderr.strip().startswith("error: unknown config key 'model.nope'")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_saved_config_file_is_a_base_for_overrides(tmp_path):
+    """config=FILE (a run's config.yaml) gives back the same config; later overrides still apply."""
+    config = load_config(["preset=arc1", "train.lr=3e-4", "model.n=6"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    assert load_config([f"config={path}"]) == config
+    assert load_config([f"config={path}", "train.steps=7"]).train.steps == 7
+    with pytest.raises(ConfigError, match="not both"):
+        load_config([f"config={path}", "preset=tiny"])
+    path.write_text("- not a config\n")
+    with pytest.raises(ConfigError, match="not a config"):
+        load_config([f"config={path}"])
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config([f"config={tmp_path / 'missing.yaml'}"])

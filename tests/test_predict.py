@@ -34,7 +34,7 @@ from arc_trm.tokens import decode_grid
 from arc_trm.vote import vote
 from evaluation.arc import load_submission, score_submission
 
-from conftest import free_port
+from arc_trm.distributed import free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 NUM_AUG = 2  # augmentations besides the identity, in training and prediction

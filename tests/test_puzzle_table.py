@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 
-from conftest import free_port
+from arc_trm.distributed import free_port
 
 NUM_IDS, DIM, WORLD, STEPS, BATCH = 11, 4, 2, 5, 3
 

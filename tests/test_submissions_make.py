@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
+from arc_trm.distributed import Launched, run_on_processes
 from arc_trm.grids import load_challenges
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
@@ -259,3 +261,54 @@ def test_bad_options_exit_2_and_write_nothing(tiny_model, files, tmp_path, capsy
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert not (tmp_path / "submission.json").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_fine_tune_and_predict_under_accelerate_launch(tiny_model, files, tmp_path):
+    """--processes 2: fine-tuning and every prediction chunk run as 2-process launches (gloo here, GPUs
+    on Kaggle); the submission is complete and predicted by the fine-tuned model."""
+    command = [sys.executable, "-m", "submissions.make", *args(tiny_model, files, tmp_path, "--finetune-steps", "4", *SMALL,
+               "--set", "train.global_batch=16", "--processes", "2")]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 by the fine-tuned model" in result.stdout and "2 process(es)" in result.stdout
+    (run,) = (tmp_path / "work").glob("finetune-*/checkpoints/step_*")
+    assert (run / "rank_1.pt").exists()  # the fine-tuning run had two processes
+    assert_complete(read_json(tmp_path / "submission.json"), files)
+
+
+def test_a_failed_launch_reads_out_of_memory_from_its_output(monkeypatch):
+    """A launch that died of an out-of-memory error is retried like one; any other failure is one line."""
+    replies = iter([
+        Launched(1, "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"),
+        Launched(1, "Traceback ...\nValueError: bad\n\n"),
+    ])
+    monkeypatch.setattr(make, "run_on_processes", lambda *args, **kwargs: next(replies))
+    runner, settings = make.LaunchedRunner(2, make.Clock(60.0)), make.PredictArgs(checkpoint="m", split="s", out="o")
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="Tried to allocate"):
+        runner.predict(settings)
+    with pytest.raises(RuntimeError, match="exited with 1: ValueError: bad"):
+        runner.predict(settings)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)  # without the kill, waiting for the servers' output never ends
+def test_a_launch_past_its_time_is_killed_with_its_workers():
+    """The launcher and the processes it started all end at the timeout (two servers that never stop)."""
+    marker = f"--directory={ROOT / 'tests'}"  # names these servers' command lines
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_on_processes("http.server", ["0", "--bind", "127.0.0.1", marker], 2, timeout=20)
+    time.sleep(1)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+
+
+def test_processes_keep_the_presets_micro_batch(tiny_model, tmp_path):
+    """The finetune preset accumulates 4 micro-batches of 96 on one GPU; on 4 it takes one on each."""
+    def grad_accum(*extra: str) -> int:
+        parsed = make.parse_args(["--checkpoint", str(tiny_model), "--challenges", "c", "--out", "o", *extra])
+        return make.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").train.grad_accum
+
+    assert grad_accum() == 4
+    assert grad_accum("--processes", "4") == 1
+    assert grad_accum("--processes", "2") == 2
+    assert grad_accum("--processes", "4", "--set", "train.grad_accum=2") == 2

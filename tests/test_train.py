@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import free_port
+from arc_trm.distributed import free_port
 
 # small and fast: 8 + 8 ARC-AGI-1 tasks on a 10x10 canvas
 FAST = [
