@@ -147,6 +147,12 @@ class Trainer:
         DeepSpeed, whose optimizer shards are per process): the data position and the puzzle table carry
         over exactly; the ACT carries (examples between supervision steps) restart empty."""
         accelerator = self.accelerator
+        shards = sorted(path.glob("puzzle_table_*.pt"))
+        if not shards:
+            raise ConfigError(
+                f"{path}: a checkpoint of an earlier arc_trm (its puzzle table is not in puzzle_table_*.pt); "
+                "resume it with that version, or train from its exported model with train.init_from"
+            )
         rank_file = path / f"rank_{accelerator.process_index}.pt"
         state = torch.load(rank_file if rank_file.exists() else path / "rank_0.pt", weights_only=False)
         same_layout = state["layout"] == self.layout()
@@ -155,7 +161,7 @@ class Trainer:
                 f"{path}: written by {state['layout']['processes']} processes; DeepSpeed resumes with the same number"
             )
         accelerator.load_state(str(path))
-        self.table.load_shards(sorted(path.glob("puzzle_table_*.pt")))
+        self.table.load_shards(shards)
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])  # the stream's position is the same on every process
         if same_layout:

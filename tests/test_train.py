@@ -260,3 +260,15 @@ def test_resume_with_another_number_of_processes(tmp_path):
     assert torch.equal(exported_weights(run)["weights"], saved)
     run_train([f"run.dir={run}", "train.steps=5", *common])
     assert [m["step"] for m in metrics(run) if "train/loss" in m] == [1, 2, 3, 4, 5]
+
+
+def test_a_checkpoint_without_table_shards_is_refused_clearly(tmp_path):
+    """A run directory from before the sharded table (its table was Accelerate's custom_checkpoint_0.pkl)."""
+    run = tmp_path / "run"
+    run_train([f"run.dir={run}", "train.steps=2"])
+    checkpoint = run / "checkpoints" / (run / "latest").read_text().strip()
+    for shard in checkpoint.glob("puzzle_table_*.pt"):
+        shard.unlink()
+    result = subprocess.run([sys.executable, "-m", "arc_trm.train", *FAST, f"run.dir={run}", "train.steps=4"],
+                            capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
+    assert result.returncode == 2 and "earlier arc_trm" in result.stderr and "Traceback" not in result.stderr
