@@ -21,8 +21,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import psutil
 import torch
@@ -73,28 +74,59 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+OUT_OF_MEMORY = "out of memory"
+
+
 @dataclass(frozen=True)
 class Launched:
     returncode: int
-    stderr_tail: str  # the end of what the processes wrote to stderr
+    out_of_memory: bool  # "out of memory" appeared anywhere in the processes' error output
+    stderr_tail: str  # its last lines
+
+
+class ErrorOutput:
+    """Passes a launch's error output through to ours as it comes, and remembers its tail and whether
+    it ever reported running out of memory (the worker's own error scrolls far up: the launcher
+    reports every other process after it)."""
+
+    def __init__(self, stream: IO[bytes], keep: int = 4000):
+        self.stream, self.keep = stream, keep
+        self.tail, self.out_of_memory = "", False
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        sink = getattr(sys.stderr, "buffer", None)
+        for chunk in iter(lambda: self.stream.read1(1 << 16), b""):
+            if sink is not None:
+                sink.write(chunk)
+                sink.flush()
+            else:
+                sys.stderr.write(chunk.decode(errors="replace"))
+            text = chunk.decode(errors="replace")
+            # the end of the previous chunk too: the phrase may straddle two chunks
+            self.out_of_memory |= OUT_OF_MEMORY in (self.tail[-len(OUT_OF_MEMORY) :] + text).lower()
+            self.tail = (self.tail + text)[-self.keep :]
 
 
 def run_on_processes(module: str, args: list[str], processes: int, timeout: float | None = None) -> Launched:
-    """`accelerate launch --multi_gpu --num_processes N -m module args`, waited for. Its stdout (progress)
-    goes to ours; its stderr is kept for the caller (an out-of-memory error is read from it). Past
-    `timeout` seconds every process it started is killed and `subprocess.TimeoutExpired` raised."""
+    """`accelerate launch --multi_gpu --num_processes N -m module args`, waited for. Its output goes
+    to ours as it comes. Past `timeout` seconds (or when this process is interrupted) every process it
+    started is killed; then `subprocess.TimeoutExpired` (or the interruption) is raised."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--main_process_port", str(free_port()), "-m", module, *args,
     ]
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, stderr=subprocess.PIPE)
+    errors = ErrorOutput(child.stderr)
     try:
-        _, stderr = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        child.wait(timeout=timeout)
+    except BaseException:
         kill_tree(child.pid)
-        child.communicate()
         raise
-    return Launched(child.returncode, stderr[-4000:])
+    finally:
+        errors.thread.join(timeout=60)  # the pipe closes when the last process holding it ends
+    return Launched(child.returncode, errors.out_of_memory, errors.tail)
 
 
 def kill_tree(pid: int) -> None:

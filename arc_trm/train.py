@@ -101,7 +101,8 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         self.step += 1
-        totals["lr"] = torch.tensor(lr, dtype=torch.float64, device=accelerator.device)
+        # a fill, not a copy from the host: copying a Python number to a GPU waits for the device
+        totals["lr"] = torch.full((), lr, dtype=torch.float64, device=accelerator.device)
         return totals
 
     def evaluation_weights(self) -> ContextManager[TRM]:
@@ -140,12 +141,14 @@ class Trainer:
 
     def layout(self) -> dict[str, int]:
         """How the global batch is split: the ACT carries fit only the layout that saved them."""
-        return {"processes": self.accelerator.num_processes, "grad_accum": self.config.train.grad_accum}
+        train = self.config.train
+        return {"processes": self.accelerator.num_processes, "global_batch": train.global_batch, "grad_accum": train.grad_accum}
 
     def load(self, path: Path) -> None:
-        """Resume from a checkpoint, also one written by another number of processes (not with
-        DeepSpeed, whose optimizer shards are per process): the data position and the puzzle table carry
-        over exactly; the ACT carries (examples between supervision steps) restart empty."""
+        """Resume from a checkpoint, also one written with another number of processes (not with
+        DeepSpeed, whose optimizer shards are per process), global batch or accumulation: the weights,
+        optimizer, data position and puzzle table carry over; the ACT carries (examples between
+        supervision steps) then restart empty."""
         accelerator = self.accelerator
         shards = sorted(path.glob("puzzle_table_*.pt"))
         if not shards:
@@ -156,12 +159,15 @@ class Trainer:
         rank_file = path / f"rank_{accelerator.process_index}.pt"
         state = torch.load(rank_file if rank_file.exists() else path / "rank_0.pt", weights_only=False)
         same_layout = state["layout"] == self.layout()
-        if not same_layout and accelerator.state.deepspeed_plugin is not None:
+        if state["layout"]["processes"] != accelerator.num_processes and accelerator.state.deepspeed_plugin is not None:
             raise ConfigError(
                 f"{path}: written by {state['layout']['processes']} processes; DeepSpeed resumes with the same number"
             )
         accelerator.load_state(str(path))
-        self.table.load_shards(shards)
+        try:
+            self.table.load_shards(shards)
+        except ValueError as error:
+            raise ConfigError(f"{path}: {error}") from None
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])  # the stream's position is the same on every process
         if same_layout:

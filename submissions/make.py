@@ -83,7 +83,8 @@ differ in their number of test inputs)."""
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
 LAUNCH_GRACE, LAUNCH_GRACE_S = 0.1, 300.0
 """A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (loading,
-export): a guard against a hung process group, not the usual way it ends."""
+export), or at the end of the budget if that comes first: a guard against a hung process group, not
+the usual way it ends."""
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -179,8 +180,9 @@ def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tas
     ]
     config = load_config(overrides)
     if not any(o.strip().startswith("train.grad_accum=") for o in args.overrides):
-        # the preset accumulates what one GPU cannot hold; N GPUs keep its micro-batch with 1/N of the steps
-        config.train.grad_accum = max(1, config.train.grad_accum // args.processes)
+        # the preset accumulates what one GPU cannot hold; N GPUs take 1/N of the micro-steps (rounded
+        # up, so that no micro-batch grows past the preset's)
+        config.train.grad_accum = -(-config.train.grad_accum // args.processes)
     check_batch(config, world=args.processes)
     if args.embeddings_only:
         config.train.freeze_dense_steps = config.train.steps
@@ -370,7 +372,7 @@ class LaunchedRunner(Runner):
         atomic_write_bytes(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
         # the training loop stops itself at train.max_minutes; loading and export come on top
         limit = 60 * config.train.max_minutes * (1 + LAUNCH_GRACE) + LAUNCH_GRACE_S
-        self._launch("arc_trm.train", [f"config={config_file}"], limit)
+        self._launch("arc_trm.train", [f"config={config_file}"], min(limit, max(self.clock.remaining(), 1.0)))
         return run_dir / "model"
 
     def predict(self, args: PredictArgs) -> Path:
@@ -381,10 +383,9 @@ class LaunchedRunner(Runner):
     def _launch(self, module: str, args: list[str], timeout: float) -> None:
         done = run_on_processes(module, args, self.processes, timeout)
         if done.returncode != 0:
+            if done.out_of_memory:
+                raise torch.cuda.OutOfMemoryError(f"{module} on {self.processes} processes ran out of memory")
             lines = [line for line in done.stderr_tail.splitlines() if line.strip()]
-            oom = next((line for line in reversed(lines) if "out of memory" in line.lower()), None)
-            if oom is not None:
-                raise torch.cuda.OutOfMemoryError(oom.strip())
             raise RuntimeError(f"{module} on {self.processes} processes exited with {done.returncode}: "
                                f"{lines[-1].strip() if lines else 'no error output'}")
 

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import torch
 
-from arc_trm.distributed import Launched, run_on_processes
+from arc_trm.distributed import Launched, ErrorOutput, run_on_processes
 from arc_trm.grids import load_challenges
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
@@ -279,13 +279,10 @@ def test_two_processes_fine_tune_and_predict_under_accelerate_launch(tiny_model,
 
 def test_a_failed_launch_reads_out_of_memory_from_its_output(monkeypatch):
     """A launch that died of an out-of-memory error is retried like one; any other failure is one line."""
-    replies = iter([
-        Launched(1, "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"),
-        Launched(1, "Traceback ...\nValueError: bad\n\n"),
-    ])
+    replies = iter([Launched(1, True, "ChildFailedError ...\n"), Launched(1, False, "Traceback ...\nValueError: bad\n\n")])
     monkeypatch.setattr(make, "run_on_processes", lambda *args, **kwargs: next(replies))
     runner, settings = make.LaunchedRunner(2, make.Clock(60.0)), make.PredictArgs(checkpoint="m", split="s", out="o")
-    with pytest.raises(torch.cuda.OutOfMemoryError, match="Tried to allocate"):
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="ran out of memory"):
         runner.predict(settings)
     with pytest.raises(RuntimeError, match="exited with 1: ValueError: bad"):
         runner.predict(settings)
@@ -311,4 +308,27 @@ def test_processes_keep_the_presets_micro_batch(tiny_model, tmp_path):
     assert grad_accum() == 4
     assert grad_accum("--processes", "4") == 1
     assert grad_accum("--processes", "2") == 2
+    assert grad_accum("--processes", "3") == 2  # rounded up: micro-batch 64, not 128
     assert grad_accum("--processes", "4", "--set", "train.grad_accum=2") == 2
+
+
+def test_out_of_memory_is_found_however_far_up_the_error_output_it_is():
+    """The worker's own error comes first; the launcher then reports every other process (pages of it),
+    and the phrase may be split between two reads of the pipe."""
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as stream:
+        errors = ErrorOutput(stream, keep=100)
+        with os.fdopen(write, "wb") as pipe:
+            for chunk in (b"rank 1: torch.OutOfMemoryError: CUDA out of mem", b"ory. Tried to allocate\n", b"x" * 20000):
+                pipe.write(chunk)
+                pipe.flush()
+                time.sleep(0.05)
+        errors.thread.join(timeout=10)
+    assert errors.out_of_memory and errors.tail == "x" * 100
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as stream:
+        errors = ErrorOutput(stream)
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(b"ValueError: out of range\n")
+        errors.thread.join(timeout=10)
+    assert not errors.out_of_memory

@@ -272,3 +272,11 @@ def test_a_checkpoint_without_table_shards_is_refused_clearly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "arc_trm.train", *FAST, f"run.dir={run}", "train.steps=4"],
                             capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
     assert result.returncode == 2 and "earlier arc_trm" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_with_another_global_batch_restarts_the_carries(tmp_path):
+    run = tmp_path / "run"
+    run_train([f"run.dir={run}", "train.steps=2"])
+    result = run_train([f"run.dir={run}", "train.steps=4", "train.global_batch=8"])
+    assert "examples that were between supervision steps are dropped" in result.stdout
+    assert [m["step"] for m in metrics(run) if "train/loss" in m] == [1, 2, 3, 4]

@@ -166,8 +166,8 @@ class SparseSignSGD:
         """`ids` (B,) and `grads` (B, dim) of this process; `gather` concatenates them over processes."""
         if gather is not None:
             ids, grads = gather(ids), gather(grads)
-        # group repeated ids with fixed shapes: sort (stably, so each id's gradients add in batch order),
-        # then one slot per distinct id, numbered in id order; slots past the last distinct id are unused
+        # group repeated ids with fixed shapes: sort (stably: on the CPU each id's gradients then add in
+        # batch order), then one slot per distinct id, in id order; slots past the last one are unused
         order = ids.argsort(stable=True)
         ids = ids[order]
         starts = torch.ones_like(ids, dtype=torch.bool)
