@@ -283,6 +283,7 @@ def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, example
 
 
 def train(config: Config) -> Path:
+    started = time.perf_counter()  # train.max_minutes counts loading and compilation too
     run_dir = Path(config.run.dir)
     accelerator = run_accelerator(config, run_dir)
     initial = load_model(config.train.init_from) if config.train.init_from else None
@@ -308,7 +309,7 @@ def train(config: Config) -> Path:
     )
     window: dict[str, torch.Tensor] = {}
     window_steps, window_start = 0, time.perf_counter()
-    deadline = time.perf_counter() + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
+    deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
     while trainer.step < config.train.steps:
         batch = to_device(next(batches), accelerator.device)
         totals = trainer.train_step(batch)

@@ -82,7 +82,7 @@ CHUNK_SAFETY = 1.5
 differ in their number of test inputs)."""
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
 LAUNCH_GRACE, LAUNCH_GRACE_S = 0.1, 300.0
-"""A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (loading,
+"""A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (start-up,
 export), or at the end of the budget if that comes first: a guard against a hung process group, not
 the usual way it ends."""
 
@@ -370,7 +370,7 @@ class LaunchedRunner(Runner):
         run_dir = Path(config.run.dir)
         config_file = run_dir.with_name(f"{run_dir.name}.yaml")
         atomic_write_bytes(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-        # the training loop stops itself at train.max_minutes; loading and export come on top
+        # the run stops itself at train.max_minutes (loading included); the export comes on top
         limit = 60 * config.train.max_minutes * (1 + LAUNCH_GRACE) + LAUNCH_GRACE_S
         self._launch("arc_trm.train", [f"config={config_file}"], min(limit, max(self.clock.remaining(), 1.0)))
         return run_dir / "model"
@@ -399,7 +399,7 @@ def finetune(config: Config, clock: Clock, report: Report, runner: Runner) -> Pa
     if budget < MIN_FINETUNE_S:
         report.note(f"Fine-tuning skipped: {format_seconds(budget)} of budget for it (< {MIN_FINETUNE_S:.0f} s).")
         return None
-    # max_minutes bounds the training loop; loading the model and the tasks comes on top
+    # max_minutes counts from the run's start: loading the model and the tasks included; export on top
     config.train.max_minutes = budget / 60
     log.info(f"fine-tuning for at most {format_seconds(budget)} in {config.run.dir}")
     try:

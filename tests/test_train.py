@@ -280,3 +280,12 @@ def test_resume_with_another_global_batch_restarts_the_carries(tmp_path):
     result = run_train([f"run.dir={run}", "train.steps=4", "train.global_batch=8"])
     assert "examples that were between supervision steps are dropped" in result.stdout
     assert [m["step"] for m in metrics(run) if "train/loss" in m] == [1, 2, 3, 4]
+
+
+def test_max_minutes_counts_from_the_start_then_checkpoints_and_exports(tmp_path):
+    """A budget already spent by loading stops the run after its first step, with a checkpoint and an
+    exported model."""
+    run = tmp_path / "run"
+    result = run_train([f"run.dir={run}", "train.steps=1000", "train.max_minutes=0.001"])
+    assert "train.max_minutes=0.001 reached at step 1" in result.stdout
+    assert (run / "latest").read_text().strip() == "step_0000001" and (run / "model" / "weights.safetensors").exists()
