@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from arc_trm.errors import ConfigError
+from arc_trm.io import atomic_write_bytes
 from arc_trm.model.trm import ModelConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -199,6 +200,11 @@ def load_config(argv: list[str]) -> Config:
             set_key(config, key, value)
     validate(config)
     return config
+
+
+def save_config_file(config: Config, path: Path) -> None:
+    """The whole config as YAML, atomically: what `config=PATH` (`load_config_file`) reads back."""
+    atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 
 
 def load_config_file(path: Path) -> Config:

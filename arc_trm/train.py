@@ -26,13 +26,12 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint, load_model, publish_checkpoint
-from arc_trm.config import Config, check_batch, load_config
+from arc_trm.config import Config, check_batch, load_config, save_config_file
 from arc_trm.data.sources import build_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, exit_on_user_error
-from arc_trm.io import atomic_write_bytes
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -203,7 +202,7 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
             raise ConfigError(f"{path}: resuming with a different {', '.join(changed)}; use another run.dir")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        atomic_write_bytes(path, yaml.safe_dump(current, sort_keys=False).encode())
+        save_config_file(config, path)
 
 
 def load_source(config: Config, accelerator: Accelerator, initial: Initial | None = None) -> ExampleSource:

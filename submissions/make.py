@@ -48,17 +48,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import orjson
 import torch
-import yaml
 from accelerate import Accelerator
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint, model_dir_of
-from arc_trm.config import Config, check_batch, field_types, load_config
+from arc_trm.config import Config, check_batch, field_types, load_config, save_config_file
 from arc_trm.distributed import make_accelerator, run_on_processes
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Task, grid_to_list, load_challenges
-from arc_trm.io import atomic_write_bytes, atomic_write_json, read_json
+from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import fallback_submission, write_submission
 from arc_trm.train import train
@@ -369,7 +368,7 @@ class LaunchedRunner(Runner):
     def train(self, config: Config) -> Path:
         run_dir = Path(config.run.dir)
         config_file = run_dir.with_name(f"{run_dir.name}.yaml")
-        atomic_write_bytes(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+        save_config_file(config, config_file)
         # the run stops itself at train.max_minutes (loading included); the export comes on top
         limit = 60 * config.train.max_minutes * (1 + LAUNCH_GRACE) + LAUNCH_GRACE_S
         self._launch("arc_trm.train", [f"config={config_file}"], min(limit, max(self.clock.remaining(), 1.0)))

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from arc_trm.config import check_batch, load_config, preset_names
+from arc_trm.config import check_batch, load_config, preset_names, save_config_file
 from arc_trm.errors import ConfigError
 
 
@@ -68,7 +67,7 @@ def test_a_saved_config_file_is_a_base_for_overrides(tmp_path):
     """config=FILE (a run's config.yaml) gives back the same config; later overrides still apply."""
     config = load_config(["preset=arc1", "train.lr=3e-4", "model.n=6"])
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config_file(config, path)
     assert load_config([f"config={path}"]) == config
     assert load_config([f"config={path}", "train.steps=7"]).train.steps == 7
     with pytest.raises(ConfigError, match="not both"):
