@@ -98,12 +98,12 @@ class ErrorOutput:
     def _pump(self) -> None:
         sink = getattr(sys.stderr, "buffer", None)
         for chunk in iter(lambda: self.stream.read1(1 << 16), b""):
+            text = chunk.decode(errors="replace")
             if sink is not None:
                 sink.write(chunk)
                 sink.flush()
             else:
-                sys.stderr.write(chunk.decode(errors="replace"))
-            text = chunk.decode(errors="replace")
+                sys.stderr.write(text)
             # the end of the previous chunk too: the phrase may straddle two chunks
             self.out_of_memory |= OUT_OF_MEMORY in (self.tail[-len(OUT_OF_MEMORY) :] + text).lower()
             self.tail = (self.tail + text)[-self.keep :]

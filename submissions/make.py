@@ -316,7 +316,7 @@ def halved(batch: int, attempt: int) -> int:
     return max(1, batch >> (attempt - 1))
 
 
-def predict_halving_batch(args: PredictArgs, runner: "Runner") -> tuple[Path, int]:
+def predict_halving_batch(args: PredictArgs, runner: Runner) -> tuple[Path, int]:
     """`runner.predict`, retried with half the batch after each out-of-memory error until batch 1
     fails too. Finished parts are kept between tries. Returns the output and the batch that worked."""
 
@@ -341,8 +341,8 @@ def predict_halving_batch(args: PredictArgs, runner: "Runner") -> tuple[Path, in
     return retrying(attempt)
 
 
-class Runner:
-    """Where fine-tuning and prediction run: in this process, on one GPU."""
+class InProcessRunner:
+    """Fine-tuning and prediction in this process, on one GPU."""
 
     def __init__(self) -> None:
         self._accelerator: Accelerator | None = None
@@ -356,13 +356,12 @@ class Runner:
         return predict_split(args, self._accelerator)
 
 
-class LaunchedRunner(Runner):
+class LaunchedRunner:
     """Each run under `accelerate launch` on `processes` processes (GPUs), killed when it outlives
     the clock; this process never touches a GPU. A launch's out-of-memory error is raised here as
     one, so that prediction halves its batch as in-process."""
 
     def __init__(self, processes: int, clock: Clock):
-        super().__init__()
         self.processes, self.clock = processes, clock
 
     def train(self, config: Config) -> Path:
@@ -387,6 +386,10 @@ class LaunchedRunner(Runner):
             lines = [line for line in done.stderr_tail.splitlines() if line.strip()]
             raise RuntimeError(f"{module} on {self.processes} processes exited with {done.returncode}: "
                                f"{lines[-1].strip() if lines else 'no error output'}")
+
+
+Runner = InProcessRunner | LaunchedRunner
+"""Where fine-tuning and prediction run: `train(config) -> model folder`, `predict(args) -> output folder`."""
 
 
 # ------------------------------------------------------------------------------------------- phases
@@ -518,7 +521,7 @@ def run_phases(
     except OSError as error:
         report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
         return
-    runner = Runner() if args.processes == 1 else LaunchedRunner(args.processes, clock)
+    runner: Runner = InProcessRunner() if args.processes == 1 else LaunchedRunner(args.processes, clock)
     label = "original"
     if not args.no_finetune:
         with clock.phase("fine-tune"):
