@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-from contextlib import nullcontext
-from typing import ContextManager
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ContextManager
 
 import orjson
 import torch

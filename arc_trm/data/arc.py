@@ -41,11 +41,6 @@ from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encod
 
 log = logging.getLogger(__name__)
 
-def puzzle_id(task_index: int, k: int, num_aug: int) -> int:
-    """The puzzle id of augmentation k of task `task_index` (see PUZZLE_ID_SCHEME)."""
-    return 1 + task_index * (num_aug + 1) + k
-
-
 PUZZLE_ID_SCHEME = "puzzle_id = 1 + task_index * (num_aug + 1) + k; 0 = blank; k = 0 is the identity"
 FORMAT = "arc_trm.arc_tasks/1"
 PRESETS = {
@@ -62,6 +57,11 @@ class TestExample:
     puzzle_id: int
     inputs: np.ndarray  # int32 [L], not translated
     labels: np.ndarray | None  # int64 [L]; None when the output is unknown
+
+
+def puzzle_id(task_index: int, k: int, num_aug: int) -> int:
+    """The puzzle id of augmentation k of task `task_index` (see PUZZLE_ID_SCHEME)."""
+    return 1 + task_index * (num_aug + 1) + k
 
 
 def fits(task: Task, canvas: int) -> bool:
