@@ -1,8 +1,13 @@
 """Dense-weight optimizer and learning-rate schedule.
 
-AdamATan2 (Everett et al., 2024) as the reference uses it: Adam whose update is
-atan2(m_hat, sqrt(v_hat)) instead of m_hat / (sqrt(v_hat) + eps): bounded, scale-invariant, no eps.
-Decoupled weight decay p <- p * (1 - lr * wd). A small readable class rather than the CUDA-only
+AdamATan2 (Everett et al., 2024) exactly as the reference's `adam-atan2` kernel computes it: after
+decoupled weight decay p <- p * (1 - lr * wd) and the usual moment updates,
+
+    p -= (lr / (1 - beta1^t)) * atan2(m, sqrt(v) / sqrt(1 - beta2^t))
+
+The first bias correction scales the step outside atan2, not m inside it: atan2 does not scale with its
+first argument alone, so the two forms differ while the corrections are large (a constant gradient moves
+the first step 0.997 lr here, 0.785 lr with atan2(m_hat, sqrt(v_hat))). Bounded and eps-free like its name. A small readable class rather than the CUDA-only
 `adam-atan2` package (whose build breaks, TRM issue #34) or `adam-atan2-pytorch` (which asserts lr > 0,
 so the reference's warmup from 0 fails with it, HRM issue #41).
 """
@@ -49,7 +54,7 @@ class AdamATan2(torch.optim.Optimizer):
             torch._foreach_mul_(exp_avg_sqs, beta2)
             torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
             for p, m, v in zip(params, exp_avgs, exp_avg_sqs):
-                p.add_(torch.atan2(m / bias1, (v / bias2).sqrt()), alpha=-lr)
+                p.add_(torch.atan2(m, v.sqrt() / math.sqrt(bias2)), alpha=-lr / bias1)
         return loss
 
 

@@ -175,15 +175,43 @@ def test_resized_table_initialises_new_rows_to_the_mean():
     assert torch.equal(bigger.weights[3], torch.tensor([2.0, 3.0]))
 
 
-def test_adam_atan2_matches_its_formula():
-    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    opt = AdamATan2([p], lr=0.1, betas=(0.9, 0.95), weight_decay=0.5)
-    g = torch.tensor([0.3, -0.1])
-    p.grad = g.clone()
-    opt.step()
-    m, v = 0.1 * g / 0.1, 0.05 * g * g / 0.05  # bias-corrected first step
-    expected = torch.tensor([1.0, -2.0]) * (1 - 0.05) - 0.1 * torch.atan2(m, v.sqrt())
-    assert torch.allclose(p.detach(), expected)
+def reference_adam_atan2(p, grads, lr, beta1, beta2, wd):
+    """The `adam-atan2` CUDA kernel's arithmetic, one scalar at a time in float64."""
+    p, m, v = float(p), 0.0, 0.0
+    path = []
+    for t, g in enumerate(grads, start=1):
+        p *= 1 - lr * wd
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p -= lr / (1 - beta1**t) * math.atan2(m, math.sqrt(v) / math.sqrt(1 - beta2**t))
+        path.append(p)
+    return path
+
+
+def test_adam_atan2_is_the_reference_kernel_over_many_steps():
+    # a biased, noisy gradient: the bias corrections matter for the first ~50 steps, the noise after
+    generator = torch.Generator().manual_seed(0)
+    grads = 0.2 + torch.randn(200, 3, generator=generator, dtype=torch.float64)
+    start = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    p = torch.nn.Parameter(start.clone())
+    opt = AdamATan2([p], lr=0.05, betas=(0.9, 0.95), weight_decay=0.1)
+    ours = []
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        ours.append(p.detach().clone())
+    ours = torch.stack(ours)
+    for i in range(3):
+        expected = torch.tensor(reference_adam_atan2(start[i], grads[:, i].tolist(), 0.05, 0.9, 0.95, 0.1), dtype=torch.float64)
+        assert torch.allclose(ours[:, i], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_adam_atan2_first_step_with_a_constant_gradient():
+    # m = 0.1, sqrt(v / (1 - beta2)) = 1: the kernel steps atan2(0.1, 1) / 0.1 = 0.997 lr, not atan2(1, 1) = 0.785 lr
+    p = torch.nn.Parameter(torch.zeros(1))
+    p.grad = torch.ones(1)
+    AdamATan2([p], lr=1.0, betas=(0.9, 0.95)).step()
+    assert -p.item() == pytest.approx(math.atan2(0.1, 1.0) / 0.1) == pytest.approx(0.9967, abs=1e-4)
 
 
 def test_adam_atan2_accepts_zero_lr():
