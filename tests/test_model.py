@@ -290,3 +290,16 @@ def test_supervision_step_traces_as_one_graph():
     y, z = model.initial_state(4)
     explained = torch._dynamo.explain(model)(y, z, torch.randint(0, 12, (4, 16)), torch.randn(4, 32, requires_grad=True))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_cycle_adds_y_to_x_once_with_the_paper_numbers():
+    # the paper's loop recomputes y + x for each of the n z-updates; y does not change there, so once suffices
+    torch.manual_seed(0)
+    model = TRM(ModelConfig(**{**SMALL, "n": 3}))
+    y, z, x = (torch.randn(2, 20, 32) for _ in range(3))
+    expected_z = z
+    for _ in range(3):
+        expected_z = model.f(expected_z, y + x)
+    expected_y = model.f(y, expected_z)
+    got_y, got_z = model.cycle(y, z, x)
+    assert torch.equal(got_z, expected_z) and torch.equal(got_y, expected_y)

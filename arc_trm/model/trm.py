@@ -128,8 +128,9 @@ class TRM(nn.Module):
         return h
 
     def cycle(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        injection = y + x  # y is fixed during the n z-updates: add it to x once per cycle
         for _ in range(self.config.n):
-            z = self.f(z, y + x)
+            z = self.f(z, injection)
         y = self.f(y, z)
         return y, z
 
