@@ -38,6 +38,9 @@ class DataConfig:
     """Augmented versions per task / puzzle besides the original."""
     canvas: int = 30
     """ARC: side of the token canvas; tasks with a larger grid are skipped."""
+    translate: bool = True
+    """ARC: place each training pair at a random offset on the canvas (the reference); false keeps every
+    grid top-left, where prediction places the test inputs (less to learn on a small compute budget)."""
     path: str = ""
     """Sudoku / Maze: folder holding train.csv and test.csv. ARC: a folder built by `python -m arc_trm.data.arc`
     (used instead of `tasks`)."""

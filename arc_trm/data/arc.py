@@ -125,9 +125,12 @@ class ArcSource:
         distinct: list[np.ndarray] | None = None,
         skipped: Sequence[str] = (),
         progress: bool = False,
+        translate: bool = True,
     ):
-        """`tasks` must fit the canvas; `distinct` (ks per task) is computed when not given."""
+        """`tasks` must fit the canvas; `distinct` (ks per task) is computed when not given. `translate`:
+        training pairs at random offsets (the reference), else top-left like the test inputs."""
         self.tasks = tasks
+        self.translate = translate
         self.held_out = frozenset(held_out) & {task.id for task in tasks}
         self.num_aug = num_aug
         self.seed = seed
@@ -159,6 +162,7 @@ class ArcSource:
         seed: int = 0,
         canvas: int = 30,
         progress: bool = False,
+        translate: bool = True,
     ) -> "ArcSource":
         """Source over the tasks that fit the canvas (the others are skipped and listed in `metadata`)."""
         if num_aug < 0:
@@ -172,7 +176,7 @@ class ArcSource:
             seen.add(task.id)
         kept = [task for task in train_tasks if fits(task, canvas)]
         skipped = [task.id for task in train_tasks if not fits(task, canvas)]
-        return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress)
+        return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress, translate=translate)
 
     def _hashed_pairs(self, task: Task) -> list[Pair]:
         """What a version is compared on: everything except the held-out answers."""
@@ -198,7 +202,7 @@ class ArcSource:
         inputs = [dihedral_transform(pair.input, dihedral) for pair in self._pairs[group]]
         outputs = [dihedral_transform(pair.output, dihedral) for pair in self._pairs[group]]
         shapes = [(max(i.shape[0], o.shape[0]), max(i.shape[1], o.shape[1])) for i, o in zip(inputs, outputs)]
-        offsets = sample_offsets(rng, shapes, self.canvas)
+        offsets = sample_offsets(rng, shapes, self.canvas) if self.translate else [(0, 0)] * len(shapes)
         tokens = self._token_maps[group, k][encode_grids(inputs + outputs, self.canvas, offsets + offsets)]
         n = len(inputs)
         return Examples(

@@ -42,7 +42,8 @@ def build_source(data: DataConfig, seed: int) -> ExampleSource:
         else:
             raise ConfigError(f"data.tasks: '{data.tasks}' is neither {' nor '.join(PRESETS)} nor an existing path")
         tasks = limit_tasks(tasks, held_out, data.max_tasks, data.canvas)
-        return ArcSource.from_tasks(tasks, held_out & {t.id for t in tasks}, num_aug=data.num_aug, seed=seed, canvas=data.canvas)
+        return ArcSource.from_tasks(tasks, held_out & {t.id for t in tasks}, num_aug=data.num_aug, seed=seed, canvas=data.canvas,
+                                    translate=data.translate)
     if data.track == "sudoku":
         from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv, subsample
 
