@@ -16,6 +16,7 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -30,28 +31,89 @@ from arc_trm.io import atomic_write_bytes, read_json
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
+log = logging.getLogger(__name__)
+
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:07d}"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
+def is_complete(checkpoint: Path) -> bool:
+    """A checkpoint with what every resume reads: the first process's state and a puzzle-table shard,
+    the last files a save writes. A folder copied in part lacks them, and so does a checkpoint of an
+    arc_trm from before the sharded table (it resumes only with that version)."""
+    return (checkpoint / "rank_0.pt").is_file() and any(checkpoint.glob("puzzle_table_*.pt"))
+
+
+def step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("_")[-1])
+
+
+def published(run_dir: Path) -> list[Path]:
+    """The run's published checkpoint folders (complete or not), oldest step first."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("step_*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(found, key=step_of)
+
+
+def named_by_latest(run_dir: Path) -> tuple[Path | None, str | None]:
+    """The checkpoint `latest` names, or (None, what is wrong with the pointer)."""
     pointer = run_dir / "latest"
     if not pointer.exists():
-        return None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
-    return path if path.is_dir() else None
+        return None, f"{pointer} is missing"
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None, f"{pointer} cannot be read"
+    if not name:
+        return None, f"{pointer} is empty"
+    if not name.startswith("step_") or not name[5:].isdigit():
+        return None, f"{pointer} does not name a checkpoint ({name[:60]!r})"
+    path = run_dir / "checkpoints" / name
+    if not path.is_dir():
+        return None, f"{pointer} names {name}, which is not in {run_dir / 'checkpoints'}"
+    if not is_complete(path):
+        return None, (
+            f"{pointer} names {name}, which is incomplete (no rank_0.pt or puzzle_table_*.pt: a partial copy, "
+            "or a checkpoint of an arc_trm from before the sharded puzzle table)"
+        )
+    return path, None
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: the one `latest` names; else the newest complete one, with a
+    warning that says what was wrong. Never None while a complete checkpoint exists, so a run never
+    starts again from step 0 over its own checkpoints; DataError when there are only incomplete ones."""
+    named, problem = named_by_latest(run_dir)
+    if named is not None:
+        return named
+    folders = published(run_dir)
+    complete = [p for p in folders if is_complete(p)]
+    if complete:
+        log.warning(f"warning: {problem}; resuming from the newest complete checkpoint, {complete[-1]}")
+        return complete[-1]
+    if folders:
+        raise DataError(
+            f"{run_dir / 'checkpoints'}: {len(folders)} checkpoint folder(s), none complete ({problem}); "
+            "move them away to train from step 0, use another run.dir, or fine-tune an exported model with train.init_from"
+        )
+    return None
 
 
 def publish_checkpoint(run_dir: Path, tmp: Path, step: int, keep: int) -> Path:
-    """Rename a finished temp checkpoint into place, point `latest` at it, drop the oldest."""
+    """Rename a finished temp checkpoint into place, point `latest` at it, then drop the oldest beyond
+    `keep`. Never dropped: the checkpoint just written (which `latest` now names) and the newest one."""
     final = tmp.with_name(checkpoint_name(step))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
     atomic_write_bytes(run_dir / "latest", final.name.encode())
-    done = sorted(p for p in final.parent.glob("step_*") if not p.name.endswith(".tmp"))
-    for old in done[:-keep]:
+    folders = published(run_dir)
+    protected = {final, folders[-1]}  # the newest may be another run's, resumed past a broken `latest`
+    droppable = [p for p in folders if p not in protected]
+    for old in droppable[: max(0, len(droppable) - max(0, keep - len(protected)))]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager
+from typing import Callable, ContextManager, TypeVar
 
 import orjson
 import torch
@@ -31,7 +31,7 @@ from arc_trm.data.sources import build_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
-from arc_trm.errors import ConfigError, exit_on_user_error
+from arc_trm.errors import ConfigError, DataError, exit_on_user_error
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -39,6 +39,8 @@ from arc_trm.model.trm import TRM
 from arc_trm.optim import AdamATan2, learning_rate
 
 Initial = tuple[TRM, PuzzleEmbedding, dict]  # an exported model to fine-tune: load_model's result
+
+T = TypeVar("T")
 
 METRICS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "halt_loss")
 
@@ -149,22 +151,16 @@ class Trainer:
         optimizer, data position and puzzle table carry over; the ACT carries (examples between
         supervision steps) then restart empty."""
         accelerator = self.accelerator
-        shards = sorted(path.glob("puzzle_table_*.pt"))
-        if not shards:
-            raise ConfigError(
-                f"{path}: a checkpoint of an earlier arc_trm (its puzzle table is not in puzzle_table_*.pt); "
-                "resume it with that version, or train from its exported model with train.init_from"
-            )
         rank_file = path / f"rank_{accelerator.process_index}.pt"
-        state = torch.load(rank_file if rank_file.exists() else path / "rank_0.pt", weights_only=False)
+        state = read_checkpoint(path, lambda: torch.load(rank_file if rank_file.exists() else path / "rank_0.pt", weights_only=False))
         same_layout = state["layout"] == self.layout()
         if state["layout"]["processes"] != accelerator.num_processes and accelerator.state.deepspeed_plugin is not None:
             raise ConfigError(
                 f"{path}: written by {state['layout']['processes']} processes; DeepSpeed resumes with the same number"
             )
-        accelerator.load_state(str(path))
+        read_checkpoint(path, lambda: accelerator.load_state(str(path)))
         try:
-            self.table.load_shards(shards)
+            self.table.load_shards(sorted(path.glob("puzzle_table_*.pt")))
         except ValueError as error:
             raise ConfigError(f"{path}: {error}") from None
         self.step = state["step"]
@@ -176,6 +172,18 @@ class Trainer:
                 f"{path} was written with {state['layout']}, this run has {self.layout()}: the data position and "
                 "weights continue; the examples that were between supervision steps are dropped"
             )
+
+
+def read_checkpoint(path: Path, read: Callable[[], T]) -> T:
+    """`read()` of a checkpoint's files; a corrupt or truncated file is one error line naming the checkpoint."""
+    try:
+        return read()
+    except Exception as error:  # torch, safetensors and pickle each raise their own kinds
+        detail = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        raise DataError(
+            f"{path}: cannot resume from this checkpoint ({type(error).__name__}{': ' + detail if detail else ''}); "
+            "delete it to resume from an older one"
+        ) from None
 
 
 def run_accelerator(config: Config, run_dir: Path) -> Accelerator:
