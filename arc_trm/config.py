@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,20 +222,70 @@ def load_config_file(path: Path) -> Config:
     return from_dict(values, Config(), source=str(path))
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric field: finite, within [low, high] (an open end where `*_open`)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, integer: bool) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        kind = "an integer" if integer else "a finite number"
+        return f"{kind} {' and '.join(parts)}" if parts else kind
+
+
+AT_LEAST_1, AT_LEAST_0, POSITIVE, FRACTION = Range(1), Range(0), Range(0, low_open=True), Range(0, 1)
+UNIT_OPEN = Range(0, 1, high_open=True)
+RANGES: dict[str, Range] = {
+    **{f"model.{k}": AT_LEAST_1 for k in ("vocab_size", "seq_len", "hidden", "heads", "layers", "T", "n", "halt_max_steps")},
+    "model.expansion": POSITIVE, "model.rope_theta": POSITIVE, "model.rms_eps": POSITIVE,
+    "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_0,
+    "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": AT_LEAST_0,
+    "data.subsample": AT_LEAST_0, "data.max_test": AT_LEAST_0,
+    "train.global_batch": AT_LEAST_1, "train.grad_accum": AT_LEAST_1, "train.steps": AT_LEAST_1,
+    "train.lr": POSITIVE, "train.lr_warmup_steps": AT_LEAST_0, "train.lr_min_ratio": FRACTION,
+    "train.weight_decay": AT_LEAST_0, "train.beta1": UNIT_OPEN, "train.beta2": UNIT_OPEN,
+    "train.puzzle_emb_lr": AT_LEAST_0, "train.puzzle_emb_weight_decay": AT_LEAST_0, "train.ema_rate": UNIT_OPEN,
+    "train.seed": AT_LEAST_0, "train.freeze_dense_steps": AT_LEAST_0, "train.max_minutes": AT_LEAST_0,
+    "run.checkpoint_every": AT_LEAST_1, "run.keep_checkpoints": AT_LEAST_1, "run.eval_every": AT_LEAST_0,
+    "run.eval_aug": AT_LEAST_1, "run.log_every": AT_LEAST_1,
+}
+
+
+def check_ranges(config: Config) -> None:
+    """Every numeric field within the bounds the code relies on: one line naming key, value and range."""
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not allowed.allows(value):
+            raise ConfigError(f"{key}={value}: must be {allowed.describe(isinstance(value, int))}")
+
+
 def validate(config: Config) -> None:
     """Checks that do not need the data or the number of processes."""
+    check_ranges(config)
     checks = [
         (config.data.track in ("arc", "sudoku", "maze"), "data.track must be arc, sudoku or maze"),
         (config.model.mixer in ("attention", "mlp_t"), "model.mixer must be attention or mlp_t"),
         (config.model.pos_encodings in ("rope", "learned", "none"), "model.pos_encodings must be rope, learned or none"),
         (config.model.forward_dtype in ("bfloat16", "float16", "float32"), "model.forward_dtype must be bfloat16, float16 or float32"),
         (config.model.hidden % config.model.heads == 0, "model.hidden must be divisible by model.heads"),
-        (config.model.T >= 1 and config.model.n >= 1, "model.T and model.n must be >= 1"),
-        (config.model.halt_max_steps >= 1, "model.halt_max_steps must be >= 1"),
-        (config.train.global_batch >= 1 and config.train.grad_accum >= 1, "train.global_batch and train.grad_accum must be >= 1"),
-        (config.train.steps >= 1, "train.steps must be >= 1"),
-        (config.run.checkpoint_every >= 1, "run.checkpoint_every must be >= 1"),
-        (config.run.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1"),
+        (config.model.pos_encodings != "rope" or (config.model.hidden // config.model.heads) % 2 == 0,
+         "model.hidden / model.heads must be even for rope (rotary pairs)"),
         (config.run.tracker in ("tensorboard", "none"), "run.tracker must be tensorboard or none"),
         (config.train.puzzle_table in ("sharded", "replicated"), "train.puzzle_table must be sharded or replicated"),
         (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),

@@ -10,6 +10,7 @@ Re-running the same command resumes from the run directory's `latest` checkpoint
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import time
@@ -31,7 +32,7 @@ from arc_trm.data.sources import build_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
-from arc_trm.errors import ConfigError, DataError, exit_on_user_error
+from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -105,6 +106,15 @@ class Trainer:
         # a fill, not a copy from the host: copying a Python number to a GPU waits for the device
         totals["lr"] = torch.full((), lr, dtype=torch.float64, device=accelerator.device)
         return totals
+
+    def finite(self) -> bool:
+        """Whether every weight (the EMA's too) and the puzzle table are finite, on every process: checked
+        before each checkpoint, so that no checkpoint or export ever holds NaNs (one host sync per save)."""
+        tensors = [*self.raw_model.parameters(), self.table.weights]
+        if self.ema is not None:
+            tensors += list(self.ema.shadow.values())
+        bad = torch.stack([(~torch.isfinite(t)).any() for t in tensors]).any().float().reshape(1)
+        return not bool(self.accelerator.reduce(bad, reduction="sum").item())
 
     def evaluation_weights(self) -> ContextManager[TRM]:
         """The model with the weights evaluation and export use: the EMA average when kept."""
@@ -328,6 +338,8 @@ def train(config: Config) -> Path:
             logs = summarise(window, accelerator, window_steps * config.train.global_batch)
             elapsed = time.perf_counter() - window_start
             logs["train/examples_per_s"] = window_steps * config.train.global_batch / max(elapsed, 1e-9)
+            if not math.isfinite(logs["train/loss"]):
+                raise diverged(trainer, run_dir)
             trainer.log(logs)
             bar.set_postfix(
                 loss=f"{logs['train/loss']:.3f}", exact=f"{logs['train/exact_accuracy']:.3f}",
@@ -336,6 +348,8 @@ def train(config: Config) -> Path:
             window, window_steps, window_start = {}, 0, time.perf_counter()
         stop = deadline is not None and out_of_time(deadline, accelerator)
         if trainer.step % config.run.checkpoint_every == 0 or trainer.step == config.train.steps or stop:
+            if not trainer.finite():
+                raise diverged(trainer, run_dir)
             trainer.save(run_dir)
         if stop:
             accelerator.print(f"train.max_minutes={config.train.max_minutes} reached at step {trainer.step}")
@@ -348,6 +362,17 @@ def train(config: Config) -> Path:
     accelerator.free_memory()  # drop the prepared (DDP / DeepSpeed) model before the process group ends
     accelerator.end_training()  # closes the trackers and destroys the process group
     return model_dir
+
+
+def diverged(trainer: Trainer, run_dir: Path) -> UserError:
+    """The error that stops a run whose loss or weights became NaN or infinite: nothing is saved or
+    exported after that, so the last checkpoint is the last good state."""
+    last = latest_checkpoint(run_dir)
+    kept = f"the last good checkpoint is {last}" if last is not None else "no checkpoint was written before it"
+    return DataError(
+        f"{run_dir}: the training loss or weights became NaN or infinite by step {trainer.step}; stopped without "
+        f"saving or exporting ({kept}); lower train.lr or train.puzzle_emb_lr and run again"
+    )
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

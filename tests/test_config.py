@@ -38,6 +38,16 @@ def test_overrides_are_typed_and_applied_in_order():
         ("preset=nothing", "unknown preset 'nothing'"),
         ("model.mixer=conv", "model.mixer must be attention or mlp_t"),
         ("justaword", "is not key=value"),
+        ("train.lr=nan", "train.lr=nan: must be a finite number > 0"),
+        ("train.lr=inf", "train.lr=inf: must be a finite number > 0"),
+        ("train.max_minutes=-5", "train.max_minutes=-5.0: must be a finite number >= 0"),
+        ("model.layers=0", "model.layers=0: must be an integer >= 1"),
+        ("model.heads=0", "model.heads=0: must be an integer >= 1"),
+        ("run.log_every=0", "run.log_every=0: must be an integer >= 1"),
+        ("train.beta2=1", "train.beta2=1.0: must be a finite number >= 0 and < 1"),
+        ("data.canvas=31", "data.canvas=31: must be an integer >= 1 and <= 30"),
+        ("model.halt_exploration_prob=1.5", "model.halt_exploration_prob=1.5: must be a finite number >= 0 and <= 1"),
+        ("model.hidden=12", "model.hidden / model.heads must be even for rope"),
     ],
 )
 def test_bad_config_is_one_clear_error(arg, message):
@@ -77,3 +87,18 @@ def test_a_saved_config_file_is_a_base_for_overrides(tmp_path):
         load_config([f"config={path}"])
     with pytest.raises(ConfigError, match="cannot read"):
         load_config([f"config={tmp_path / 'missing.yaml'}"])
+
+
+def test_every_numeric_field_has_a_range():
+    from dataclasses import fields
+
+    from arc_trm.config import RANGES, SECTIONS, Config
+
+    config = Config()
+    numeric = {
+        f"{section}.{f.name}"
+        for section in SECTIONS
+        for f in fields(getattr(config, section))
+        if f.type in ("int", "float")
+    }
+    assert numeric == set(RANGES)

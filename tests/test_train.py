@@ -290,3 +290,18 @@ def test_max_minutes_counts_from_the_start_then_checkpoints_and_exports(tmp_path
     result = run_train([f"run.dir={run}", "train.steps=1000", "train.max_minutes=0.001"])
     assert "train.max_minutes=0.001 reached at step 1" in result.stdout
     assert (run / "latest").read_text().strip() == "step_0000001" and (run / "model" / "weights.safetensors").exists()
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+    # lr 0 at step 1 (warmup from 0) keeps the first checkpoint finite; 1e30 then overflows the weights
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "arc_trm.train", *FAST, f"run.dir={run}", "train.steps=8", "run.checkpoint_every=1",
+         "train.lr=1e30", "train.lr_warmup_steps=4"],
+        capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "became NaN or infinite" in result.stderr and "the last good checkpoint is" in result.stderr
+    assert not (run / "model").exists()
+    weights = latest_weights(run)
+    assert all(torch.isfinite(t).all() for t in weights.values())
