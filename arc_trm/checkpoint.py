@@ -20,18 +20,19 @@ import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import orjson
 import torch
 from safetensors.torch import load_file, save_file
 
-from arc_trm.errors import DataError
+from arc_trm.errors import DataError, UserError
 from arc_trm.io import atomic_write_bytes, read_json
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def checkpoint_name(step: int) -> str:
@@ -151,12 +152,42 @@ def model_dir_of(path: str | Path) -> Path:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TRM, PuzzleEmbedding, dict[str, Any]]:
-    """Load an exported model: (TRM in eval mode, puzzle table, data description)."""
+    """Load an exported model: (TRM in eval mode, puzzle table, data description). A file that is
+    corrupt, truncated or does not fit the model's config is one `DataError` naming it."""
     model_dir = model_dir_of(path)
-    config = ModelConfig(**read_json(model_dir / "config.json"))
-    model = TRM(config)
-    model.load_state_dict(load_file(str(model_dir / "weights.safetensors")))
-    weights = load_file(str(model_dir / "puzzle_table.safetensors"))["weights"]
+    config_file = model_dir / "config.json"
+    values = read_json(config_file)
+    if not isinstance(values, dict):
+        raise DataError(f"{config_file}: not a model config (expected an object of fields)")
+    try:
+        config = ModelConfig(**values)
+    except TypeError as error:
+        raise DataError(f"{config_file}: not a model config ({error})") from None
+    from arc_trm.config import Config, validate  # the same ranges as training: T 0 or heads 0 would run nonsense
+
+    try:
+        validate(Config(model=config))
+        model = TRM(config)
+    except (UserError, ValueError) as error:
+        raise DataError(f"{config_file}: {error}") from None
+    weights_file = model_dir / "weights.safetensors"
+    _read_tensors(weights_file, lambda: model.load_state_dict(load_file(str(weights_file))))
+    table_file = model_dir / "puzzle_table.safetensors"
+    weights = _read_tensors(table_file, lambda: load_file(str(table_file))["weights"])
+    if weights.dim() != 2 or weights.shape[1] != config.hidden:
+        raise DataError(f"{table_file}: puzzle table of shape {tuple(weights.shape)}, the model needs (ids, {config.hidden})")
     table = PuzzleEmbedding(weights.shape[0], weights.shape[1], device)
     table.weights.copy_(weights)
-    return model.to(device).eval(), table, read_json(model_dir / "data.json")
+    info = read_json(model_dir / "data.json")
+    if not isinstance(info, dict):
+        raise DataError(f"{model_dir / 'data.json'}: not a data description (expected an object)")
+    return model.to(device).eval(), table, info
+
+
+def _read_tensors(path: Path, read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except Exception as error:  # safetensors' own error, a missing key, a shape mismatch
+        text = " ".join(str(error).split())  # torch's shape mismatch comes on the lines after its first
+        first = text[:200] if text else type(error).__name__
+        raise DataError(f"{path}: cannot load ({first})") from None

@@ -52,14 +52,15 @@ from accelerate import Accelerator
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from arc_trm.candidates import NO_GRID, load_candidates
-from arc_trm.checkpoint import latest_checkpoint, model_dir_of
+from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, field_types, load_config, save_config_file
+from arc_trm.data.arc import fits
 from arc_trm.distributed import make_accelerator, run_on_processes
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Task, grid_to_list, load_challenges
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
-from arc_trm.submission import fallback_submission, write_submission
+from arc_trm.submission import fallback_submission, validate_submission, write_submission
 from arc_trm.train import train
 from arc_trm.vote import POLICIES
 
@@ -280,6 +281,58 @@ def summary(report: Report, clock: Clock, out: Path) -> str:
     return " ".join(parts)
 
 
+class Answers:
+    """The predicted answers of earlier runs of the same command (same tasks, checkpoint and settings),
+    kept in the work folder: a re-run starts its file from them, not from the fallbacks, so a re-run
+    killed early never leaves a worse file than the run before it. A task's answer is replaced only by
+    one from a model at least as good (fine-tuned over original)."""
+
+    RANK = {"original": 0, "fine-tuned": 1}
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stored: dict[str, dict[str, Any]] = {}
+
+    def load(self, tasks: Sequence[Task], report: Report) -> Submission:
+        """The stored entries of these tasks that are still valid answers to them."""
+        try:
+            stored = read_json(self.path) if self.path.exists() else {}
+        except DataError as error:
+            report.note(f"Earlier answers not reused ({error}).")
+            stored = {}
+        by_id = {task.id: task for task in tasks}
+        valid = {}
+        for task_id, answer in (stored.items() if isinstance(stored, dict) else ()):
+            task = by_id.get(task_id)
+            if (
+                task is not None and isinstance(answer, dict) and answer.get("label") in self.RANK
+                and not validate_submission({task_id: answer.get("entries")}, [task])
+            ):
+                valid[task_id] = answer
+        self.stored = valid
+        for task_id, answer in valid.items():
+            report.predicted_by(task_id, f"{answer['label']} (earlier run)", known=True)
+        if valid:
+            log.info(f"{len(valid)} task(s) keep the answers of an earlier run of this command ({self.path})")
+        return {task_id: answer["entries"] for task_id, answer in valid.items()}
+
+    def improves(self, task_id: str, label: str) -> bool:
+        earlier = self.stored.get(task_id)
+        return earlier is None or self.RANK.get(label, 0) >= self.RANK.get(earlier["label"], 0)
+
+    def save(self, entries: Submission, label: str) -> None:
+        self.stored.update({task_id: {"label": label, "entries": entry} for task_id, entry in entries.items()})
+        try:
+            atomic_write_json(self.path, self.stored)
+        except OSError as error:  # only re-runs lose: this run's file is already written
+            log.warning(f"cannot keep the answers in {self.path} ({describe(error)})")
+
+
+def command_identity(args: argparse.Namespace) -> list[Any]:
+    """The settings besides the model and the fine-tuning run that shape the answers."""
+    return [args.predict_aug, args.policy, args.no_finetune]
+
+
 # ---------------------------------------------------------------------------------- robust actions
 
 
@@ -428,9 +481,10 @@ def chunk_results(out: Path, chunk: Sequence[Task]) -> tuple[Submission, set[str
 
 def predict(
     tasks: Sequence[Task], model: Path, label: str, args: argparse.Namespace, tasks_key: str,
-    submission: Submission, clock: Clock, report: Report, runner: Runner,
+    submission: Submission, clock: Clock, report: Report, runner: Runner, answers: Answers,
 ) -> None:
-    """Predict chunk by chunk; after each, its tasks overwrite their fallback in --out."""
+    """Predict chunk by chunk; after each, its decoded tasks replace what --out held for them, unless
+    an earlier run of the same command answered them with a better model (fine-tuned over original)."""
     canvas = read_json(model / "data.json").get("canvas", 30)
     known = known_tasks(model)
     settings = PredictArgs(
@@ -453,6 +507,8 @@ def predict(
                 replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), runner
             )
             entries, decoded = chunk_results(out, chunk)
+            decoded = {task_id for task_id in decoded if answers.improves(task_id, label)}
+            entries = {task_id: entry for task_id, entry in entries.items() if task_id in decoded}
         except Exception as error:  # one chunk's failure keeps its fallback; the next chunk may work
             log.warning(f"prediction of chunk {i} failed", exc_info=True)
             report.fall_back(chunk, f"prediction failed ({describe(error)})")
@@ -467,12 +523,13 @@ def predict(
             report.fall_back(chunk, f"writing failed ({describe(error)})")
             continue
         submission = updated
+        answers.save({task_id: entries[task_id] for task_id in decoded}, label)
         for task in chunk:
             if task.id in decoded:
                 report.predicted_by(task.id, label, known=task.id in known)
-        missing = [task for task in chunk if task.id not in decoded]
-        too_big = {task.id for task in missing if any(max(pair.input.shape) > canvas for pair in task.test)}
-        report.fall_back([task for task in missing if task.id in too_big], f"larger than the model's {canvas}x{canvas} canvas")
+        missing = [task for task in chunk if task.id not in decoded and task.id not in report.predicted]
+        too_big = {task.id for task in missing if not fits(task, canvas)}
+        report.fall_back([task for task in missing if task.id in too_big], f"with a grid larger than the model's {canvas}x{canvas} canvas")
         report.fall_back([task for task in missing if task.id not in too_big], "no prediction decoded")
         log.info(f"chunk {i + 1}/{len(chunks)}: {len(decoded)} of {len(chunk)} tasks predicted; {args.out} updated")
 
@@ -492,12 +549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("run `python -m submissions.make` as one process, not under `accelerate launch`")
         tasks = load_challenges(args.challenges)
         model = model_dir_of(args.checkpoint)
+        load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
         tasks_key = fingerprint(challenges_json(tasks))
         tasks_file = args.work / f"tasks-{tasks_key}.json"
         config = finetune_config(args, model, tasks_file, tasks_key)
+        answers = Answers(args.work / f"answers-{fingerprint(tasks_key, model_identity(model), config.run.dir, command_identity(args))}.json")
     report = Report(tasks)
     with clock.phase("fallback"):
-        submission = fallback_submission(tasks)
+        submission = {**fallback_submission(tasks), **answers.load(tasks, report)}
         try:
             write_retrying(submission, args.out, tasks)
         except OSError as error:
@@ -505,14 +564,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if clock.remaining() <= 0:
         report.note("The time budget is spent: the fallback file stands.")
     else:
-        run_phases(args, model, tasks, tasks_file, tasks_key, config, submission, clock, report)
+        run_phases(args, model, tasks, tasks_file, tasks_key, config, submission, clock, report, answers)
     print(summary(report, clock, args.out))
     return 0
 
 
 def run_phases(
     args: argparse.Namespace, model: Path, tasks: Sequence[Task], tasks_file: Path, tasks_key: str, config: Config,
-    submission: Submission, clock: Clock, report: Report,
+    submission: Submission, clock: Clock, report: Report, answers: Answers,
 ) -> None:
     """Fine-tune (unless told not to), then predict with the fine-tuned or the original model.
     Nothing here stops the command: every failure is noted and leaves the file as last written."""
@@ -533,7 +592,7 @@ def run_phases(
         return
     with clock.phase("predict"):
         try:
-            predict(tasks, model, label, args, tasks_key, submission, clock, report, runner)
+            predict(tasks, model, label, args, tasks_key, submission, clock, report, runner, answers)
         except Exception as error:  # e.g. the model folder cannot be read: the file holds what was written
             log.warning("prediction failed", exc_info=True)
             report.note(f"Prediction stopped ({describe(error)}).")

@@ -332,3 +332,36 @@ def test_out_of_memory_is_found_however_far_up_the_error_output_it_is():
             pipe.write(b"ValueError: out of range\n")
         errors.thread.join(timeout=10)
     assert not errors.out_of_memory
+
+
+def test_a_rerun_killed_while_fine_tuning_keeps_the_earlier_answers(tiny_model, files, tmp_path, monkeypatch, caplog):
+    command = args(tiny_model, files, tmp_path, "--finetune-steps", "2", *SMALL, "--set", "train.global_batch=16")
+    assert make.main(command) == 0
+    first = read_json(tmp_path / "submission.json")
+    assert any(first[t] != fallback(files)[t] for t in files["fitting"])  # predictions, not only fallbacks
+
+    def killed(config):
+        # the file as the user would find it at that moment
+        assert read_json(tmp_path / "submission.json") == first
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make, "train", killed)
+    with pytest.raises(SystemExit) as exit_info:
+        make.main(command)
+    assert exit_info.value.code == 130
+    assert read_json(tmp_path / "submission.json") == first
+    assert "3 task(s) keep the answers of an earlier run of this command" in caplog.text
+
+
+def test_a_corrupt_checkpoint_is_one_error_line_and_nothing_written(tiny_model, files, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "weights.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(SystemExit) as exit_info:
+        make.main(args(broken, files, tmp_path, *SMALL))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken / 'weights.safetensors'}: cannot load") and err.count("\n") == 1
+    assert not (tmp_path / "submission.json").exists()
