@@ -238,8 +238,18 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
     task, task_ids = _codes(arrow["task_id"])
     checkpoint, checkpoints = _codes(arrow["checkpoint"])
     grid, grids = _codes(arrow["grid"])
+    check_grid_keys(grids, source)
     numeric = {name: arrow[name].to_numpy() for name in ("test_index", "augmentation", "step", "q_halt")}
     return CandidateTable(task_ids, checkpoints, grids, task=task, checkpoint=checkpoint, grid=grid, **numeric)
+
+
+def check_grid_keys(keys: Sequence, source: str) -> None:
+    """Every stored grid decodes (`grid_from_key`) to an ARC grid: a `DataError` naming the first that does not."""
+    for i, key in enumerate(keys):
+        if not isinstance(key, bytes) or len(key) < 3 or key[0] == 0 or key[0] * key[1] != len(key) - 2:
+            raise DataError(f"{source}: grid {i} of the file cannot be decoded (not a rows, columns, cells key)")
+        if max(key[2:]) > 9:
+            raise DataError(f"{source}: grid {i} of the file holds the value {max(key[2:])} (ARC colours are 0..9)")
 
 
 def _write_parquet(arrow: pa.Table, path: str | os.PathLike) -> Path:

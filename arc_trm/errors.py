@@ -7,6 +7,7 @@ that names the file or key and what is wrong. Command-line entry points wrap `ma
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from typing import Callable, TypeVar
@@ -29,15 +30,44 @@ class ConfigError(UserError):
 F = TypeVar("F", bound=Callable[..., object])
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage mistakes are a `UserError`: the same `error:` line and exit 2 as bad data,
+    not argparse's `prog: error:` form. Every command-line entry point uses it."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see --help)")
+
+
+MAX_LINE = 300
+"""An error line is cut to this many characters: a message quoting a whole input line stays readable."""
+
+
+def one_line(message: str) -> str:
+    """`message` on one line of at most MAX_LINE characters."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+
+
+def os_error_line(error: OSError) -> str:
+    """An operating-system error as `PATH: reason` (the path the user gave when the error knows it)."""
+    reason = error.strerror or type(error).__name__
+    return f"{error.filename}: {reason}" if error.filename else f"{reason} ({error})"
+
+
 def exit_on_user_error(main: F) -> F:
-    """Run `main`; on `UserError` print `error: <message>` to stderr and exit 2."""
+    """Run `main`; on `UserError` print `error: <message>` to stderr and exit 2. An `OSError` that
+    reaches here (an unwritable or full output location, a folder where a file was expected) is the
+    user's environment, not a bug: one line naming the path, exit 2."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(str(error))}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        except OSError as error:
+            print(f"error: {one_line(os_error_line(error))}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -12,7 +12,6 @@ The output is an exported model (see checkpoint.py) that `predict` and `submissi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import torch
 
 from arc_trm.augment import Augmentation
 from arc_trm.checkpoint import export_model
-from arc_trm.errors import DataError, exit_on_user_error
+from arc_trm.config import Config, validate
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
 from arc_trm.io import read_json
 from arc_trm.model.trm import TRM, ModelConfig
 
@@ -78,9 +78,14 @@ def versions_from_identifiers(names: list[str]) -> dict[str, list[list[Any]]]:
     for puzzle_id, name in enumerate(names):
         if puzzle_id == 0 or not name or name == "<blank>":
             continue
+        if not isinstance(name, str):
+            raise ValueError(f"puzzle {puzzle_id}: {name!r} is not a name")
         if SEPARATOR in name:
             task_id = name.split(SEPARATOR)[0]
-            augmentation = Augmentation.from_reference_name(name)
+            try:
+                augmentation = Augmentation.from_reference_name(name)
+            except (ValueError, IndexError, KeyError):
+                raise ValueError(f"puzzle {puzzle_id}: {name[:80]!r} is not <task>|||t<dihedral>|||<colour map>") from None
         else:
             task_id, augmentation = name, Augmentation.identity()
         colors = "".join(str(c) for c in augmentation.colors)
@@ -109,8 +114,15 @@ def import_reference(
         config = infer_config(weights, T, n, heads, seq_len, puzzle_emb_len)
     except KeyError as missing:
         raise DataError(f"{checkpoint}: incomplete TRM checkpoint (no {missing.args[0]})") from None
+    try:
+        validate(Config(model=config))
+    except ConfigError as error:
+        raise DataError(f"{checkpoint}: {error} (from the tensors or --T/--n/--heads/--seq-len)") from None
     model = TRM(config)
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # a tensor of another shape than the inferred config gives it
+        raise DataError(f"{checkpoint}: weights do not fit TRM ({' '.join(str(error).split())[:200]})") from None
     if missing or unexpected:
         raise DataError(f"{checkpoint}: weights do not fit TRM (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if table_weights is None:
@@ -122,13 +134,16 @@ def import_reference(
         names = read_json(identifiers)
         if not isinstance(names, list) or len(names) != num_ids:
             raise DataError(f"{identifiers}: expected a list of {num_ids} puzzle names, one per table row")
-        info["versions"] = versions_from_identifiers(names)
+        try:
+            info["versions"] = versions_from_identifiers(names)
+        except ValueError as error:
+            raise DataError(f"{identifiers}: {error}") from None
     return export_model(out, model, table_weights, info)
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arc_trm.import_reference", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m arc_trm.import_reference", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="state dict saved by the reference code")
     parser.add_argument("--identifiers", type=Path, help="the reference dataset's identifiers.json")
     parser.add_argument("--out", type=Path, required=True, help="folder for the exported model")

@@ -41,7 +41,7 @@ from arc_trm.candidates import (
     load_log_probs,
 )
 from arc_trm.datasets import resolve
-from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Grid, Task
 
 DEFAULT_KS = (1, 2, 5, 10, 100, 1000)
@@ -319,7 +319,7 @@ def format_comparison(rows: Sequence[dict]) -> str:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m arc_trm.vote", description="Compare voting policies by pass@K on a split with solutions."
     )
     parser.add_argument("candidates", help="candidates Parquet file written by arc_trm.predict")
@@ -350,6 +350,8 @@ def render_rankings(rankings: Rankings, tasks: Sequence[Task], folder: str, top:
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}: must be an integer >= 1")
     policies = None if args.policies is None else [p.strip() for p in args.policies.split(",") if p.strip()]
     for name in policies or ():
         if name not in POLICIES:

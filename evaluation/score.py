@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from arc_trm.datasets import SPLITS, resolve
-from arc_trm.errors import DataError, UserError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Task, load_challenges, load_solutions, load_tasks
 from arc_trm.io import atomic_write_json, read_json
 from evaluation.arc import (
@@ -39,15 +39,8 @@ from evaluation.arc import (
 TRACKS = ("arc", "sudoku", "maze")
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports usage mistakes as a `UserError`: one `error:` line and exit 2, like bad data."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m evaluation.score", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m evaluation.score", description=__doc__.split("\n\n")[0])
     parser.add_argument("submission", type=Path, help="submission.json (Kaggle format), or track predictions")
     truth = parser.add_mutually_exclusive_group(required=True)
     truth.add_argument("--solutions", type=Path, metavar="PATH",
@@ -137,10 +130,7 @@ def score_track(args: argparse.Namespace) -> str:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        text = score_arc(args) if args.track == "arc" else score_track(args)
-    except OSError as error:  # e.g. --json or --render points somewhere unwritable
-        raise UserError(f"{error.filename or 'output'}: cannot write ({error.strerror})") from None
+    text = score_arc(args) if args.track == "arc" else score_track(args)  # an unwritable --json: one line at the edge
     try:
         print(text)
     except BrokenPipeError:  # the reader left early (`| head`): not an error, and no traceback at exit

@@ -56,7 +56,7 @@ from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, field_types, load_config, save_config_file
 from arc_trm.data.arc import fits
 from arc_trm.distributed import make_accelerator, run_on_processes
-from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
 from arc_trm.grids import Task, grid_to_list, load_challenges
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
@@ -98,15 +98,8 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}[match.group(2)]
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are a `UserError`: one `error:` line and exit 2, like bad data."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m submissions.make", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m submissions.make", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="exported model folder (runs/NAME/model) or run folder")
     parser.add_argument("--challenges", required=True, type=Path, help="Kaggle *_challenges.json of the tasks to answer")
     parser.add_argument("--out", required=True, type=Path, help="submission.json to write")

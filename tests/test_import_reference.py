@@ -177,16 +177,34 @@ def bad_checkpoints(tmp_path: Path, model: TRM, table: PuzzleEmbedding) -> dict[
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
     torch.save({"encoder.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
     (tmp_path / "short.json").write_bytes(orjson.dumps(IDENTIFIERS[:-1]))
+    (tmp_path / "malformed.json").write_bytes(orjson.dumps([*IDENTIFIERS[:-1], IDENTIFIERS[-1].split("|||")[0] + "|||tX|||12"]))
+    state = torch.load(good)
+    key = next(k for k in state if k.endswith("embed_tokens.embedding_weight"))
+    state[next(k for k in state if k.endswith("q_head.weight"))] = torch.zeros(3, state[key].shape[1])
+    torch.save(state, tmp_path / "reshaped.pt")
+    (tmp_path / "a_file").write_text("")
     out = ["--out", str(tmp_path / "out")]
     return {
         "missing file": [str(tmp_path / "nowhere.pt"), *out],
         "not a checkpoint": [str(tmp_path / "notes.txt"), *out],
         "no reference keys": [str(tmp_path / "other.pt"), *out],
         "identifiers of the wrong length": [str(good), "--identifiers", str(tmp_path / "short.json"), "--seq-len", "100", *out],
+        "malformed identifier": [str(good), "--identifiers", str(tmp_path / "malformed.json"), "--seq-len", "100", *out],
+        "heads 0": [str(good), "--heads", "0", "--seq-len", "100", *out],
+        "T 0": [str(good), "--T", "0", "--seq-len", "100", *out],
+        "negative sequence length": [str(good), "--seq-len", "-5", *out],
+        "a tensor of the wrong shape": [str(tmp_path / "reshaped.pt"), "--seq-len", "100", *out],
+        "unwritable out": [str(good), "--seq-len", "100", "--out", str(tmp_path / "a_file" / "out")],
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "not a checkpoint", "no reference keys", "identifiers of the wrong length"])
+CASES = [
+    "missing file", "not a checkpoint", "no reference keys", "identifiers of the wrong length", "malformed identifier",
+    "heads 0", "T 0", "negative sequence length", "a tensor of the wrong shape", "unwritable out",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, small_reference, capsys, case):
     argv = bad_checkpoints(tmp_path, *small_reference)[case]
     with pytest.raises(SystemExit) as exit_info:

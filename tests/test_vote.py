@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -306,12 +307,22 @@ def test_cli_renders_each_test_input_with_its_candidates(tmp_path, capsys):
         (["--policies", "poe"], "needs log-probabilities"),
         (["--mixed"], "2 checkpoints"),
         (["--missing"], "no such file"),
+        (["--top", "-1"], "--top -1: must be an integer >= 1"),
+        (["--undecodable"], "grid 0 of the file cannot be decoded"),
+        (["--colour-10"], "grid 0 of the file holds the value 10"),
+        (["--render", "UNDER_A_FILE"], "Not a directory"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
     table = table_of(EXAMPLE)
     if extra == ["--mixed"]:
         table, extra = table_of(runs("t", 0, [[(A, 0.5)]], "x"), runs("t", 0, [[(A, 0.5)]], "y")), []
+    if extra in (["--undecodable"], ["--colour-10"]):
+        key = b"\x02\x02\x00\x01\x02" if extra == ["--undecodable"] else b"\x01\x02\x00\x0a"
+        table, extra = dataclasses.replace(table, grids=(key, *table.grids[1:])), []
+    if "UNDER_A_FILE" in extra:
+        (tmp_path / "a_file").write_text("")
+        extra = ["--render", str(tmp_path / "a_file" / "pics")]
     path = save_candidates(table, tmp_path / "c.parquet")
     if extra == ["--missing"]:
         path, extra = tmp_path / "absent.parquet", []

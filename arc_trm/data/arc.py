@@ -20,7 +20,6 @@ the presets (ARC-AGI-1 training task 40853293 holds the test pair of evaluation 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import shutil
@@ -34,7 +33,7 @@ from tqdm import tqdm
 from arc_trm.augment import Augmentation, augmentation_table, dihedral_transform, sample_offsets
 from arc_trm.data.stream import Examples
 from arc_trm.datasets import resolve
-from arc_trm.errors import ConfigError, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
@@ -293,7 +292,13 @@ class ArcSource:
         (out_dir / "metadata.json").unlink(missing_ok=True)
         staging = out_dir / "tasks.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        table.save_to_disk(str(staging))
+        try:
+            table.save_to_disk(str(staging))
+        except BaseException as error:  # a full or unwritable disk: leave no half-written folder
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError) and not error.filename:
+                raise OSError(error.errno, error.strerror or str(error), str(out_dir)) from error
+            raise
         shutil.rmtree(out_dir / "tasks", ignore_errors=True)
         staging.rename(out_dir / "tasks")
         atomic_write_json(out_dir / "metadata.json", {"format": FORMAT, **provenance, **self.metadata()})
@@ -465,7 +470,7 @@ def build(
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m arc_trm.data.arc", description="Build an ARC training data folder (base tasks + metadata)."
     )
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
 from arc_trm.data.stream import Examples
 from arc_trm.data.sudoku import HEADER, in_task_order, split
-from arc_trm.errors import DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
 from arc_trm.io import read_csv_rows, write_csv
 
 CHARSET = "# SGo"
@@ -355,7 +355,7 @@ def generate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m arc_trm.data.maze", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m arc_trm.data.maze", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate hard mazes into DIR/train.csv and DIR/test.csv")
     gen.add_argument("--n", type=int, required=True, help="mazes in total (train + test)")

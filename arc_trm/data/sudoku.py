@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arc_trm.data.stream import Examples
-from arc_trm.errors import DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
 from arc_trm.io import read_csv_rows, write_csv
 
 HEADER = ("source", "question", "answer", "rating")
@@ -604,7 +604,7 @@ def rating_table(puzzles: Sequence[SudokuPuzzle]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m arc_trm.data.sudoku", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m arc_trm.data.sudoku", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate hard puzzles into DIR/train.csv and DIR/test.csv")
     gen.add_argument("--n", type=int, required=True, help="puzzles in total (train + test)")
