@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -64,13 +65,21 @@ def exit_on_user_error(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except UserError as error:
-            print(f"error: {one_line(str(error))}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            report(one_line(str(error)), every_process=not isinstance(error, ConfigError))
         except OSError as error:
-            print(f"error: {one_line(os_error_line(error))}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            report(one_line(os_error_line(error)))
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def report(message: str, every_process: bool = True) -> None:
+    """Print `error: message`, then exit 2. Under `accelerate launch` every process reads the same
+    config, so a config error is printed by the first process only; other errors (a file one process
+    reads) by each process that meets them."""
+    if every_process or os.environ.get("RANK", "0") == "0":
+        print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+

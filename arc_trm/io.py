@@ -82,13 +82,16 @@ def read_csv_rows(path: str | os.PathLike, header: Sequence[str], what: str = "C
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
     reader = csv.reader(io.StringIO(text))
-    found = next(reader, None)
-    if found is None or tuple(found) != tuple(header):
-        raise DataError(f"{path}:1: header must be {','.join(header)}, found {','.join(found or [])!r}")
-    for row in reader:
-        if len(row) != len(header):
-            raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields ({','.join(header)}), found {len(row)}")
-        yield reader.line_num, row
+    try:
+        found = next(reader, None)
+        if found is None or tuple(found) != tuple(header):
+            raise DataError(f"{path}:1: header must be {','.join(header)}, found {','.join(found or [])!r}")
+        for row in reader:
+            if len(row) != len(header):
+                raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields ({','.join(header)}), found {len(row)}")
+            yield reader.line_num, row
+    except csv.Error as error:  # e.g. a one-line JSON file: a field past csv's size limit
+        raise DataError(f"{path}:{reader.line_num}: not a {what} ({error})") from None
 
 
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -102,3 +103,14 @@ def test_every_numeric_field_has_a_range():
         if f.type in ("int", "float")
     }
     assert numeric == set(RANGES)
+
+
+def test_a_config_error_under_accelerate_launch_is_printed_once(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "-m", "arc_trm.train",
+         "model.nope=1", f"run.dir={tmp_path}/run"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("error: unknown config key 'model.nope'") == 1
+    assert not (tmp_path / "run").exists()

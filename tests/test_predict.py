@@ -410,3 +410,22 @@ def test_two_processes_predict_what_one_process_predicts(model_dir, challenges, 
     assert rows(load_candidates(out / "candidates.parquet")) == rows(load_candidates(predicted / "candidates.parquet"))
     assert (out / "submission.json").read_bytes() == (predicted / "submission.json").read_bytes()
 
+
+
+@pytest.mark.parametrize("case", ["corrupt model", "out under a file"])
+def test_a_corrupt_model_or_unwritable_out_is_one_error_line(model_dir, challenges, tmp_path, case):
+    import shutil
+
+    model, out = model_dir, tmp_path / "out"
+    if case == "corrupt model":
+        model = tmp_path / "model"
+        shutil.copytree(model_dir, model)
+        (model / "puzzle_table.safetensors").write_bytes(b"{}")
+    else:
+        (tmp_path / "a_file").write_text("")
+        out = tmp_path / "a_file" / "out"
+    result = run("arc_trm.predict", *predict_args(model, challenges, out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert str(model / "puzzle_table.safetensors" if case == "corrupt model" else tmp_path / "a_file") in lines[0]

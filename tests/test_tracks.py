@@ -131,3 +131,22 @@ def test_score_cli_delegates_and_fails_in_one_line(tmp_path, sudoku_solutions, c
         score_cli.main([str(bad), "--solutions", str(sudoku_solutions), "--track", "sudoku"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error: ") and "\n" not in err
+
+
+def test_a_json_submission_scored_as_a_track_is_one_short_line(tmp_path, sudoku_solutions, capsys):
+    # a Kaggle submission.json is one long line: the error quotes it cut to a readable length
+    submission = tmp_path / "submission.json"
+    submission.write_text('{"' + "0" * 200_000 + '": []}')
+    with pytest.raises(SystemExit) as exit_info:
+        score_cli.main([str(submission), "--solutions", str(sudoku_solutions), "--track", "sudoku"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and len(err) <= 302
+
+
+def test_a_folder_given_as_json_report_is_named(tmp_path, sudoku_solutions, capsys):
+    preds = _predictions(tmp_path, f"index,prediction\n0,{ANSWER}\n")
+    (tmp_path / "report").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        score_cli.main([str(preds), "--solutions", str(sudoku_solutions), "--track", "sudoku", "--json", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err == f"error: {tmp_path / 'report'}: is a folder, expected a file path\n"
