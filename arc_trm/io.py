@@ -21,6 +21,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", str(path))
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write: {blocking} is a file, not a folder", str(path))
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):  # name the user's file, not the temporary one or none (a full disk)
-            raise type(error)(error.errno, error.strerror or str(error), str(path)) from error
+            raise type(error)(error.errno, f"cannot write ({error.strerror or error})", str(path)) from error
         raise
     return path
 

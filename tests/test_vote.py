@@ -310,7 +310,7 @@ def test_cli_renders_each_test_input_with_its_candidates(tmp_path, capsys):
         (["--top", "-1"], "--top -1: must be an integer >= 1"),
         (["--undecodable"], "grid 0 of the file cannot be decoded"),
         (["--colour-10"], "grid 0 of the file holds the value 10"),
-        (["--render", "UNDER_A_FILE"], "Not a directory"),
+        (["--render", "UNDER_A_FILE"], "a_file is a file, not a folder"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
