@@ -43,6 +43,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create the output folder `path` now, so that a command fails before its work, not after it; a
+    file in the way is an OSError naming it."""
+    path = Path(path)
+    blocking = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write: {blocking} is a file, not a folder", str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise type(error)(error.errno, f"cannot create the folder ({error.strerror or error})", str(path)) from error
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

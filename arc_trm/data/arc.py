@@ -35,7 +35,7 @@ from arc_trm.data.stream import Examples
 from arc_trm.datasets import resolve
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
-from arc_trm.io import atomic_write_json, read_json
+from arc_trm.io import atomic_write_json, ensure_folder, read_json
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
 
 log = logging.getLogger(__name__)
@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concept", default=None, help="ConceptARC Kaggle-format challenges file to add to training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    ensure_folder(args.out)
     source = build(args.preset, args.out, args.num_aug, args.seed, args.canvas, args.concept)
     meta = source.metadata()
     print(

@@ -36,7 +36,7 @@ from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
 from arc_trm.data.stream import Examples
 from arc_trm.data.sudoku import HEADER, in_task_order, split
 from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
-from arc_trm.io import read_csv_rows, write_csv
+from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = CHARSET
@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n, --min-length and --workers must be >= 1, --size >= 2 and --test-fraction in [0, 1]")
     if args.min_length >= args.size * args.size:
         parser.error(f"--min-length {args.min_length} leaves no room in a {args.size}x{args.size} maze")
+    ensure_folder(args.out)
     mazes = generate(args.n, args.seed, args.min_length, args.size, args.workers)
     train, test = split(mazes, args.test_fraction, args.seed)
     write_maze_csv(args.out / "train.csv", train)

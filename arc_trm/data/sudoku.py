@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from arc_trm.data.stream import Examples
 from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
-from arc_trm.io import read_csv_rows, write_csv
+from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 HEADER = ("source", "question", "answer", "rating")
 CELLS = 81
@@ -628,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.n < 1 or not 0.0 <= args.test_fraction <= 1.0 or args.workers < 1 or args.patience < 1:
         parser.error("--n, --workers and --patience must be >= 1 and --test-fraction in [0, 1]")
+    ensure_folder(args.out)
     puzzles = generate(args.n, args.min_rating, args.seed, args.workers, args.patience)
     train, test = split(puzzles, args.test_fraction, args.seed)
     write_sudoku_csv(args.out / "train.csv", train)
