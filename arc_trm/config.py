@@ -81,7 +81,8 @@ class TrainConfig:
     """Train only the puzzle embeddings for the first N steps (N >= train.steps: embeddings-only)."""
     max_minutes: float = 0.0
     """Stop, checkpoint and export once this much time has passed since the command started, loading
-    included (0 = no limit). Each re-run (resume) gets the whole budget again."""
+    included (0 = no limit). Each re-run (resume) gets the whole budget again. With several processes the
+    clock is read at log steps (run.log_every), so a run may end up to that many steps past it."""
     puzzle_table: str = "sharded"
     """'sharded': with several processes each holds 1/processes of the puzzle-embedding table (same
     numbers, less memory); 'replicated': each holds all of it (no row exchange per step)."""

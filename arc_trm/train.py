@@ -346,7 +346,10 @@ def train(config: Config) -> Path:
                 halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
             )
             window, window_steps, window_start = {}, 0, time.perf_counter()
-        stop = deadline is not None and out_of_time(deadline, accelerator)
+        # several processes must agree on the stop step, which waits for the device: vote only at log
+        # steps, which synchronise anyway (at most run.log_every steps past the budget)
+        clock_step = accelerator.num_processes == 1 or trainer.step % config.run.log_every == 0
+        stop = deadline is not None and clock_step and out_of_time(deadline, accelerator)
         if trainer.step % config.run.checkpoint_every == 0 or trainer.step == config.train.steps or stop:
             if not trainer.finite():
                 raise diverged(trainer, run_dir)
