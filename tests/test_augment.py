@@ -14,7 +14,6 @@ from arc_trm.augment import (
     sample_augmentation,
     sample_offsets,
 )
-from arc_trm.grids import load_task_folder
 
 GRID = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
 EXPECTED = {
@@ -31,10 +30,8 @@ SWAP_1_2 = (0, 2, 1, 3, 4, 5, 6, 7, 8, 9)
 
 
 @pytest.fixture(scope="module")
-def arc1_grids(shared_data):
-    tasks = load_task_folder(shared_data / "arc-agi-1" / "training") + load_task_folder(
-        shared_data / "arc-agi-1" / "evaluation"
-    )
+def arc1_grids(arc1_tasks):
+    tasks = arc1_tasks[0] + arc1_tasks[1]
     return [g for task in tasks for pair in task.train + task.test for g in (pair.input, pair.output)]
 
 

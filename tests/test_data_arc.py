@@ -13,17 +13,15 @@ from arc_trm.data.arc import ArcSource, arc_tasks, check_no_leak, load_preset, m
 from arc_trm.data.stream import TrainStream, batched
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
-from arc_trm.grids import Pair, Task, load_task_folder
+from arc_trm.grids import Pair, Task
 from arc_trm.tokens import COLOR_OFFSET, IGNORE_LABEL, PAD, decode_grid
 
 NUM_AUG = 8
 
 
 @pytest.fixture(scope="module")
-def arc1(shared_data):
-    training = load_task_folder(shared_data / "arc-agi-1" / "training")
-    evaluation = load_task_folder(shared_data / "arc-agi-1" / "evaluation")
-    return training, evaluation
+def arc1(arc1_tasks):
+    return arc1_tasks
 
 
 @pytest.fixture(scope="module")

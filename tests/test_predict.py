@@ -19,11 +19,13 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from conftest import write_kaggle_pair
 
 from arc_trm.augment import Augmentation
 from arc_trm.candidates import Candidate, grid_key, load_candidates, load_log_probs
 from arc_trm.checkpoint import load_model
 from arc_trm.datasets import resolve
+from arc_trm.distributed import free_port
 from arc_trm.grids import parse_task
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
@@ -33,8 +35,6 @@ from arc_trm.submission import attempts_from_rankings, validate_submission
 from arc_trm.tokens import decode_grid
 from arc_trm.vote import vote
 from evaluation.arc import load_submission, score_submission
-
-from arc_trm.distributed import free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 NUM_AUG = 2  # augmentations besides the identity, in training and prediction
@@ -61,7 +61,7 @@ def info(model_dir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def challenges(model_dir, info, shared_data, tmp_path_factory) -> Path:
+def challenges(model_dir, info, arc1_tasks, tmp_path_factory) -> Path:
     """3 held-out ARC-AGI-1 evaluation tasks the model was trained on (demos), as a Kaggle pair; one of
     them has a rotated version (dihedral 1..3) among its first NUM_AUG augmentations."""
     index = PuzzleIndex.from_data_info(info)
@@ -73,15 +73,9 @@ def challenges(model_dir, info, shared_data, tmp_path_factory) -> Path:
     with_rotation = [t for t in held_out if rotated(t)]
     assert with_rotation, "no held-out task has a rotated version; pick another seed"
     chosen = [with_rotation[0]] + [t for t in held_out if t != with_rotation[0]][:2]
-    folder = tmp_path_factory.mktemp("kaggle")
-    tasks, solutions = {}, {}
-    for task_id in chosen:
-        task = orjson.loads((shared_data / "arc-agi-1" / "evaluation" / f"{task_id}.json").read_bytes())
-        solutions[task_id] = [pair.pop("output") for pair in task["test"]]
-        tasks[task_id] = task
-    (folder / "small_challenges.json").write_bytes(orjson.dumps(tasks))
-    (folder / "small_solutions.json").write_bytes(orjson.dumps(solutions))
-    return folder / "small_challenges.json"
+    by_id = {task.id: task for task in arc1_tasks[1]}
+    challenges, _ = write_kaggle_pair([by_id[t] for t in chosen], tmp_path_factory.mktemp("kaggle"), "small")
+    return challenges
 
 
 def predict_args(model_dir: Path, challenges: Path, out: Path, *extra: str) -> list[str]:

@@ -18,8 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from conftest import write_kaggle_pair
 
-from arc_trm.distributed import Launched, ErrorOutput, run_on_processes
+from arc_trm.distributed import ErrorOutput, Launched, run_on_processes
 from arc_trm.grids import load_challenges
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
@@ -42,11 +43,11 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def files(tiny_model, shared_data, tmp_path_factory) -> dict:
+def files(tiny_model, arc1_tasks, tmp_path_factory) -> dict:
     """challenges.json + solutions.json (named so that neither is picked up beside the other)."""
-    kaggle = shared_data / "kaggle"
-    challenges = read_json(kaggle / "arc-agi_evaluation_challenges.json")
-    solutions = read_json(kaggle / "arc-agi_evaluation_solutions.json")
+    kaggle = tmp_path_factory.mktemp("kaggle")
+    pair = write_kaggle_pair(arc1_tasks[1], kaggle, "arc-agi_evaluation")
+    challenges, solutions = read_json(pair[0]), read_json(pair[1])
     fitting = [t for t in read_json(tiny_model / "data.json")["task_ids"] if t in challenges][:3]
     too_big = next(
         t for t in sorted(challenges)

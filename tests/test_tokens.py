@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from arc_trm.grids import load_task_folder
 from arc_trm.tokens import EOS, IGNORE_LABEL, PAD, decode_grid, encode_grid, encode_grids, labels_from_tokens
 
 G = np.array([[0, 1], [2, 9]], dtype=np.uint8)  # tokens 2, 3 / 4, 11
@@ -18,10 +17,8 @@ def board(tokens: np.ndarray, canvas: int) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def arc1_grids(shared_data):
-    tasks = load_task_folder(shared_data / "arc-agi-1" / "training") + load_task_folder(
-        shared_data / "arc-agi-1" / "evaluation"
-    )
+def arc1_grids(arc1_tasks):
+    tasks = arc1_tasks[0] + arc1_tasks[1]
     return [g for task in tasks for pair in task.train + task.test for g in (pair.input, pair.output)]
 
 
