@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,20 +63,29 @@ class TrainConfig:
     steps: int = 519_000
     """Optimizer steps (= supervision steps). The reference's ARC-1 run is about 519k at batch 768."""
     lr: float = 1e-4
+    """Peak learning rate of the dense weights (AdamATan2)."""
     lr_warmup_steps: int = 2000
+    """Linear warmup from 0 over this many steps (both optimizers)."""
     lr_min_ratio: float = 1.0
     """Final lr as a fraction of `lr` after cosine decay; 1.0 = constant after warmup (reference)."""
     weight_decay: float = 0.1
+    """Decoupled weight decay of the dense weights."""
     beta1: float = 0.9
+    """AdamATan2 first-moment decay."""
     beta2: float = 0.95
+    """AdamATan2 second-moment decay."""
     puzzle_emb_lr: float = 1e-2
+    """Learning rate of the puzzle embeddings (SignSGD on the rows a batch touches)."""
     puzzle_emb_weight_decay: float = 0.1
+    """Decoupled weight decay of the touched puzzle-embedding rows."""
     ema: bool = True
     """Keep an exponential moving average of the weights for evaluation and export."""
     ema_rate: float = 0.999
+    """Per-step decay of the weight average."""
     compile: bool = False
     """torch.compile the model (GPU runs)."""
     seed: int = 0
+    """Seeds weights, data order and augmentations: the same seed and config give the same run."""
     init_from: str = ""
     """Start from an exported model (fine-tuning): its dense weights and model config; every puzzle id of
     the new data starts at the mean of its puzzle embeddings."""
@@ -95,11 +107,13 @@ class RunConfig:
     checkpoint_every: int = 1000
     """Optimizer steps between checkpoints."""
     keep_checkpoints: int = 2
+    """Checkpoints kept on disk (the newest; the one just written is never deleted)."""
     eval_every: int = 10_000
     """Optimizer steps between evaluations on the held-out test inputs (0 = only at the end)."""
     eval_aug: int = 8
     """Augmentations per held-out test input in periodic evaluation (identity included)."""
     log_every: int = 10
+    """Optimizer steps between metric lines (metrics.jsonl, tracker, progress bar)."""
     tracker: str = "tensorboard"
     """'tensorboard' or 'none'."""
 
@@ -205,6 +219,51 @@ def load_config(argv: list[str]) -> Config:
             set_key(config, key, value)
     validate(config)
     return config
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the string literal that follows it in the source)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def describe_fields(obj: Any, prefix: str = "") -> list[str]:
+    """One line per field of a dataclass instance: key, type, default (its current value) and docstring."""
+    docs = field_docs(type(obj))
+    lines = []
+    for f in dataclasses.fields(obj):
+        key = f"{prefix}{f.name}"
+        allowed = RANGES.get(key)
+        limits = f"; {allowed.describe(f.type == 'int')}" if allowed else ""
+        doc = docs.get(f.name, "")
+        lines.append(f"  {key}={getattr(obj, f.name)!r}  ({f.type}{limits}){'  ' + doc if doc else ''}")
+    return lines
+
+
+def config_help(command: str, what: str) -> str:
+    """`--help` of a command that takes `preset=NAME | config=FILE` and `section.key=value` overrides."""
+    config = Config()
+    lines = [
+        f"usage: {command} [preset=NAME | config=FILE] [section.key=value ...]",
+        "",
+        what,
+        "",
+        f"presets (arc_trm/presets/NAME.yaml; default tiny): {', '.join(preset_names())}",
+        "",
+        "fields (key=default  (type; allowed)  meaning), the defaults before a preset is applied:",
+    ]
+    for name in SECTIONS:
+        lines += ["", f"[{name}]", *describe_fields(getattr(config, name), f"{name}.")]
+    return "\n".join(lines)
 
 
 def save_config_file(config: Config, path: Path) -> None:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from arc_trm.augment import Augmentation, sample_augmentation
 from arc_trm.candidates import Candidate, CandidateTable, grid_key, load_candidates, save_candidates, save_log_probs
 from arc_trm.checkpoint import load_model
-from arc_trm.config import Config, field_types, parse_value
+from arc_trm.config import Config, describe_fields, field_types, parse_value
 from arc_trm.data.arc import puzzle_id
 from arc_trm.datasets import resolve
 from arc_trm.distributed import make_accelerator, process_group
@@ -277,6 +277,7 @@ class PredictArgs:
     num_aug: int = 1000
     """Augmentations per test input besides the identity (the reference uses all 1000)."""
     batch_size: int = 256
+    """Queries (test input x augmentation) per forward batch."""
     steps: int = 0
     """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets)."""
     policy: str = "reference"
@@ -287,6 +288,19 @@ class PredictArgs:
     """Tasks per restartable part file under OUT/parts."""
     compile: bool = False
     """torch.compile the model (GPUs; the numbers stay those of the eager model)."""
+
+
+def predict_help() -> str:
+    """`--help`: the usage line, then every argument with its type, default and meaning."""
+    lines = [
+        "usage: [accelerate launch -m | python -m] arc_trm.predict checkpoint=MODEL split=SPLIT out=FOLDER [key=value ...]",
+        "",
+        __doc__.split("\n\n")[0],
+        "",
+        "arguments (key=default  (type)  meaning):",
+        *describe_fields(PredictArgs()),
+    ]
+    return "\n".join(lines)
 
 
 def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
@@ -438,7 +452,11 @@ def finish(args: PredictArgs, tasks: list[Task], out: Path, num_parts: int) -> N
 
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_predict_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(predict_help())
+        return 0
+    args = parse_predict_args(argv)
     with process_group():
         predict_split(args, make_accelerator())
     return 0

@@ -27,7 +27,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint, load_model, publish_checkpoint
-from arc_trm.config import Config, check_batch, load_config, save_config_file
+from arc_trm.config import Config, check_batch, config_help, load_config, save_config_file
 from arc_trm.data.sources import build_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
@@ -440,7 +440,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    config = load_config(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(config_help("accelerate launch -m arc_trm.train", __doc__.split("\n\n")[0]))
+        return 0
+    config = load_config(argv)
     with process_group():
         train(config)
     return 0

@@ -114,3 +114,23 @@ def test_a_config_error_under_accelerate_launch_is_printed_once(tmp_path):
     assert result.returncode != 0
     assert result.stderr.count("error: unknown config key 'model.nope'") == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module", ["arc_trm.train", "arc_trm.predict"])
+def test_help_lists_every_field_with_its_default_and_meaning(module):
+    from dataclasses import fields
+
+    from arc_trm.config import SECTIONS, Config, preset_names
+    from arc_trm.predict import PredictArgs
+
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == ""
+    if module == "arc_trm.train":
+        keys = [f"{s}.{f.name}" for s in SECTIONS for f in fields(getattr(Config(), s))]
+        assert all(name in result.stdout for name in preset_names())
+    else:
+        keys = [f.name for f in fields(PredictArgs())]
+    lines = {line.split("=")[0].strip(): line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert sorted(lines) == sorted(keys)
+    undocumented = [key for key, line in lines.items() if line.rstrip().endswith(")")]
+    assert undocumented == []

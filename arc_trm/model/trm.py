@@ -34,7 +34,9 @@ class ModelConfig:
     seq_len: int = 900
     """Tokens per example without the puzzle prefix: canvas * canvas for ARC."""
     hidden: int = 512
+    """Width D of every token vector (y, z, x)."""
     heads: int = 8
+    """Attention heads; hidden / heads must be even for rope."""
     expansion: float = 4.0
     """SwiGLU expansion; the width is rounded up to a multiple of 256."""
     layers: int = 2
@@ -54,7 +56,9 @@ class ModelConfig:
     pos_encodings: str = "rope"
     """'rope', 'learned' or 'none'."""
     rope_theta: float = 10000.0
+    """Rotary position base."""
     rms_eps: float = 1e-5
+    """RMSNorm epsilon."""
     forward_dtype: str = "bfloat16"
     """Compute dtype; weights stay fp32 and are cast at use."""
 
