@@ -3,12 +3,19 @@
     python benchmarks/train_throughput.py                                  # arc1 shapes, eager + compiled
     python benchmarks/train_throughput.py --preset tiny --batch 32 --steps 20
     python benchmarks/train_throughput.py --modes eager --batch 192 --steps 30   # a GPU
+    python benchmarks/train_throughput.py --modes compiled --compile-scope block --no-record
 
 Runs `Trainer.train_step` (ACT carry, stablemax + halt losses, AdamATan2, sparse puzzle-embedding
 SignSGD, EMA) on real ARC-AGI-1 batches from the training stream, after warm-up steps, in each mode
-(`eager`: plain PyTorch; `compiled`: torch.compile of the whole model, as the reference does). Also
-measures the device's dense matmul rate (square matmuls in the compute dtype) in the same run, so
-MFU = achieved model FLOP/s / measured matmul FLOP/s. Appends an entry to benchmarks/RESULTS.md.
+(`eager`: plain PyTorch; `compiled`: torch.compile, of the whole model with `--compile-scope model`,
+the default, as `train.compile=true` and the reference do, or of each of the repeated blocks alone
+with `--compile-scope block`, which traces one small graph instead of the model's T(n+1) x layers
+unrolled block calls and so is expected to compile faster, but fuses nothing across blocks). Also
+measures the device's dense matmul rate (square matmuls in the compute dtype, see
+common.measure_peak) in the same run, so MFU = achieved model FLOP/s / measured matmul FLOP/s, and
+on a GPU whose published dense peak is known (common.PUBLISHED_PEAKS) also against that. An MFU
+above 100% cannot be true and is shown as "measurement error (MFU > 100%)". Peak memory: allocated
+and reserved by PyTorch's CUDA allocator (n/a on a CPU). Appends an entry to benchmarks/RESULTS.md.
 
 FLOP count per example and supervision step: `arc_trm.model.flops.flops_per_example_step` with
 training=True (matmuls only; the last cycle's layer passes are back-propagated at twice the forward
@@ -31,17 +38,24 @@ from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.train import build_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import command_line, describe_device, entry, matmul_rate, publish, timed  # noqa: E402
+from common import (  # noqa: E402
+    command_line, describe_device, device_name, entry, measure_peak, memory_cell, mfu_cell, peak_memory, publish,
+    published_peak, reset_peak_memory, timed,
+)
 
 
-def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, source: ArcSource) -> dict[str, float]:
-    overrides = [f"preset={args.preset}", f"train.global_batch={args.batch}", f"train.compile={mode == 'compiled'}",
+def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, source: ArcSource) -> dict:
+    whole_model = mode == "compiled" and args.compile_scope == "model"
+    overrides = [f"preset={args.preset}", f"train.global_batch={args.batch}", f"train.compile={whole_model}",
                  "train.lr_warmup_steps=0", "run.tracker=none"]
     if accelerator.device.type != "cuda":
         overrides.append("model.forward_dtype=float32")
     config = load_config(overrides)
     config.model.vocab_size, config.model.seq_len = source.vocab_size, source.seq_len
     trainer = build_trainer(config, accelerator, source)
+    if mode == "compiled" and args.compile_scope == "block":
+        for block in trainer.raw_model.blocks:  # in place, as model.compile(); the training step is unchanged
+            block.compile()
     stream = iter(trainer.stream)
     batches = [{k: v.to(accelerator.device) for k, v in next(stream).items()} for _ in range(args.warmup + args.steps)]
 
@@ -49,18 +63,21 @@ def run_mode(mode: str, args: argparse.Namespace, accelerator: Accelerator, sour
         for batch in chosen:
             trainer.train_step(batch)
 
-    if accelerator.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    train_steps(batches[: args.warmup])
+    reset_peak_memory(accelerator.device)
+    warmup_seconds, _ = timed(lambda: train_steps(batches[: args.warmup]), accelerator.device)  # compilation included
     elapsed, _ = timed(lambda: train_steps(batches[args.warmup :]), accelerator.device)
     rate = args.batch * args.steps / elapsed
     flops = flops_per_example_step(config.model, training=True)
+    allocated, reserved = peak_memory(accelerator.device)
     return {
+        "mode": mode if mode == "eager" else f"{mode} ({args.compile_scope})",
         "examples_per_s": rate,
+        "warmup_s": warmup_seconds,
         "tokens_per_s": rate * config.model.total_len,
         "tflops": rate * flops / 1e12,
         "flop_per_example_step": flops,
-        "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if accelerator.device.type == "cuda" else float("nan"),
+        "allocated_gib": allocated,
+        "reserved_gib": reserved,
         "dtype": config.model.forward_dtype,
     }
 
@@ -71,35 +88,50 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="examples per step on this device")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--modes", default="eager,compiled")
+    parser.add_argument("--modes", default="eager,compiled", help="comma-separated: eager, compiled")
+    parser.add_argument("--compile-scope", choices=("model", "block"), default="model",
+                        help="what `compiled` compiles: the whole model (what train.compile=true runs) or each block")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if unknown := [mode for mode in modes if mode not in ("eager", "compiled")]:
+        parser.error(f"unknown mode {unknown[0]!r} (eager, compiled)")
 
     accelerator = make_accelerator()
     config = load_config([f"preset={args.preset}"])
     tasks, held_out = arc_tasks(config.data.tasks)
     source = ArcSource.from_tasks(tasks, held_out, num_aug=8, seed=0, canvas=config.data.canvas)
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    peak = matmul_rate(accelerator.device, dtype)
+    peak = measure_peak(accelerator.device, dtype)
+    name = device_name(accelerator.device)
     rows = []
-    for mode in args.modes.split(","):
-        result = run_mode(mode, args, accelerator, source)
-        result["mfu"] = result["tflops"] * 1e12 / peak
-        rows.append((mode, result))
-        print(f"{mode}: {result['examples_per_s']:.2f} examples x steps/s, {result['tokens_per_s']:.0f} tokens/s, "
-              f"{result['tflops']:.3f} TFLOP/s, MFU {result['mfu']:.1%} of measured {peak / 1e12:.3f} TFLOP/s")
+    for mode in modes:
+        r = run_mode(mode, args, accelerator, source)
+        achieved, published = r["tflops"] * 1e12, published_peak(name, r["dtype"])
+        r["mfu"], r["mfu_published"] = mfu_cell(achieved, peak.rate), mfu_cell(achieved, published)
+        rows.append(r)
+        print(f"{r['mode']}: {r['examples_per_s']:.2f} examples x steps/s, {r['tokens_per_s']:.0f} tokens/s, "
+              f"{r['tflops']:.3f} TFLOP/s, MFU {r['mfu']} of measured {peak.rate / 1e12:.3f} TFLOP/s, "
+              f"{r['mfu_published']} of published; peak memory {memory_cell(r['allocated_gib'])} GiB allocated, "
+              f"{memory_cell(r['reserved_gib'])} GiB reserved; warm-up {r['warmup_s']:.1f} s")
     body = [
-        "| mode | dtype | examples x steps/s | tokens/s | TFLOP/s | MFU | peak memory GiB | vs eager |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| mode | dtype | examples x steps/s | tokens/s | TFLOP/s | MFU (measured peak) | MFU (published peak) | "
+        "peak memory allocated GiB | peak memory reserved GiB | warm-up s | vs eager |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    base = rows[0][1]["examples_per_s"]
-    for mode, r in rows:
-        body.append(f"| {mode} | {r['dtype']} | {r['examples_per_s']:.3f} | {r['tokens_per_s']:.0f} | {r['tflops']:.4f} | "
-                    f"{r['mfu']:.1%} | {r['peak_memory_gb']:.2f} | {r['examples_per_s'] / base:.2f}x |")
+    base = next((r["examples_per_s"] for r in rows if r["mode"] == "eager"), None)
+    for r in rows:
+        versus = "-" if base is None else f"{r['examples_per_s'] / base:.2f}x"
+        body.append(f"| {r['mode']} | {r['dtype']} | {r['examples_per_s']:.3f} | {r['tokens_per_s']:.0f} | {r['tflops']:.4f} | "
+                    f"{r['mfu']} | {r['mfu_published']} | {memory_cell(r['allocated_gib'])} | "
+                    f"{memory_cell(r['reserved_gib'])} | {r['warmup_s']:.1f} | {versus} |")
+    published = published_peak(name, rows[0]["dtype"])
+    published_text = "unknown" if published is None else f"{published / 1e12:.1f} TFLOP/s ({rows[0]['dtype']}, {name})"
     figures = (
         f"{args.preset} shapes, per-device batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up; "
-        f"{rows[0][1]['flop_per_example_step'] / 1e9:.1f} GFLOP per example-step (analytic, arc_trm/model/flops.py); "
-        f"measured matmul rate {peak / 1e12:.3f} TFLOP/s ({dtype}); MFU = achieved / measured"
+        f"{rows[0]['flop_per_example_step'] / 1e9:.1f} GFLOP per example-step (analytic, arc_trm/model/flops.py); "
+        f"{peak.describe()}; published dense peak {published_text}; warm-up s: the warm-up steps, compilation included; "
+        f"MFU = achieved / peak (an MFU above 100% is a measurement error and shown as such)"
     )
     text = entry(__file__, describe_device(accelerator.device), command_line(__file__), figures, body)
     publish(text, args.no_record)

@@ -57,7 +57,8 @@ def test_published_peak_of_known_devices(name, dtype, tflops):
 
 @pytest.mark.parametrize(
     ("name", "dtype"),
-    [(None, torch.bfloat16), ("", torch.float32), ("NVIDIA H200", torch.float32), ("NVIDIA GeForce RTX 4090", torch.bfloat16)],
+    [(None, torch.bfloat16), ("", torch.float32), ("NVIDIA H200", torch.float32), ("NVIDIA GeForce RTX 4090", torch.bfloat16),
+     ("NVIDIA L40", torch.bfloat16)],  # not an L4
 )
 def test_published_peak_unknown(name, dtype):
     assert published_peak(name, dtype) is None
