@@ -22,6 +22,8 @@ log-probabilities are a separate file (`save_log_probs` / `load_log_probs`), see
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import os
 from dataclasses import dataclass
@@ -239,7 +241,12 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
     checkpoint, checkpoints = _codes(arrow["checkpoint"])
     grid, grids = _codes(arrow["grid"])
     check_grid_keys(grids, source)
-    numeric = {name: arrow[name].to_numpy() for name in ("test_index", "augmentation", "step", "q_halt")}
+    kinds = {"test_index": pa.types.is_integer, "augmentation": pa.types.is_integer, "step": pa.types.is_integer,
+             "q_halt": pa.types.is_floating}
+    for name, is_kind in kinds.items():
+        if not is_kind(arrow.schema.field(name).type) or arrow[name].null_count:
+            raise DataError(f"{source}: column {name} must hold {'integers' if name != 'q_halt' else 'floats'} without nulls")
+    numeric = {name: arrow[name].to_numpy() for name in kinds}
     return CandidateTable(task_ids, checkpoints, grids, task=task, checkpoint=checkpoint, grid=grid, **numeric)
 
 
@@ -283,7 +290,19 @@ def save_candidates(table: CandidateTable, path: str | os.PathLike) -> Path:
 def load_candidates(path: str | os.PathLike) -> CandidateTable:
     """Read a file written by `save_candidates`; problems are a one-line `DataError`."""
     arrow = _read_parquet(path, ["task_id", "checkpoint", "grid"], CANDIDATES_FORMAT)
-    return from_arrow(arrow, str(path))
+    with column_errors(path):
+        return from_arrow(arrow, str(path))
+
+
+@contextlib.contextmanager
+def column_errors(path: str | os.PathLike) -> Iterator[None]:
+    """A column of the wrong type or with nulls, in a file that has the right format marker, is one
+    `DataError` naming the file."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, pa.ArrowException) as error:
+        text = " ".join(str(error).split())[:160]
+        raise DataError(f"{path}: a column has the wrong type or missing values ({type(error).__name__}: {text})") from None
 
 
 # (task_id, test_index, grid_key) -> log-probability of that grid under each augmentation
@@ -307,11 +326,15 @@ def save_log_probs(log_probs: LogProbs, path: str | os.PathLike) -> Path:
 def load_log_probs(path: str | os.PathLike) -> dict[tuple[str, int, bytes], np.ndarray]:
     """Read a file written by `save_log_probs`."""
     arrow = _read_parquet(path, [], LOG_PROBS_FORMAT)
-    rows = zip(
-        arrow["task_id"].to_pylist(), arrow["test_index"].to_pylist(), arrow["grid"].to_pylist(),
-        arrow["log_probs"].to_pylist(),
-    )
-    return {(task, test, key): np.asarray(values, dtype=np.float64) for task, test, key, values in rows}
+    with column_errors(path):
+        rows = zip(
+            arrow["task_id"].to_pylist(), arrow["test_index"].to_pylist(), arrow["grid"].to_pylist(),
+            arrow["log_probs"].to_pylist(),
+        )
+        loaded = {(task, int(test), key): np.asarray(values, dtype=np.float64) for task, test, key, values in rows}
+        if any(not isinstance(task, str) or not isinstance(key, bytes) for task, _, key in loaded):
+            raise TypeError("task_id must be strings and grid bytes")
+        return loaded
 
 
 __all__ = [

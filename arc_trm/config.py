@@ -148,7 +148,7 @@ def parse_value(key: str, raw: Any, kind: type) -> Any:
                     raise ValueError
                 return int(number)
             return kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{key}: cannot read {raw!r} as {kind.__name__}") from None
     if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
@@ -275,7 +275,7 @@ def load_config_file(path: Path) -> Config:
     """A whole config as YAML (what a run directory's config.yaml holds)."""
     try:
         values = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read the config ({type(error).__name__})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: not a config (expected sections of key: value pairs)")
@@ -313,7 +313,7 @@ UNIT_OPEN = Range(0, 1, high_open=True)
 RANGES: dict[str, Range] = {
     **{f"model.{k}": AT_LEAST_1 for k in ("vocab_size", "seq_len", "hidden", "heads", "layers", "T", "n", "halt_max_steps")},
     "model.expansion": POSITIVE, "model.rope_theta": POSITIVE, "model.rms_eps": POSITIVE,
-    "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_0,
+    "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_1,
     "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": AT_LEAST_0,
     "data.subsample": AT_LEAST_0, "data.max_test": AT_LEAST_0,
     "train.global_batch": AT_LEAST_1, "train.grad_accum": AT_LEAST_1, "train.steps": AT_LEAST_1,
@@ -349,6 +349,8 @@ def validate(config: Config) -> None:
         (config.run.tracker in ("tensorboard", "none"), "run.tracker must be tensorboard or none"),
         (config.train.puzzle_table in ("sharded", "replicated"), "train.puzzle_table must be sharded or replicated"),
         (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),
+        (config.run.dir.strip() != "", "run.dir must name a folder (an empty one would mean the current folder)"),
+        (config.data.track != "arc" or config.data.path or config.data.tasks.strip() != "", "data.tasks must be arc1, arc2 or a path"),
     ]
     for ok, message in checks:
         if not ok:

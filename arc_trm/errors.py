@@ -11,6 +11,7 @@ import argparse
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Callable, TypeVar
 
 EXIT_USER_ERROR = 2
@@ -37,6 +38,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see --help)")
+
+
+def nonempty_path(text: str) -> Path:
+    """An argparse `type` for output paths: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (it would mean the current folder); name a folder")
+    return Path(text)
 
 
 MAX_LINE = 300

@@ -118,6 +118,9 @@ def import_reference(
         validate(Config(model=config))
     except ConfigError as error:
         raise DataError(f"{checkpoint}: {error} (from the tensors or --T/--n/--heads/--seq-len)") from None
+    canvas = int(round(config.seq_len ** 0.5))
+    if config.vocab_size == 12 and canvas * canvas != config.seq_len:
+        raise DataError(f"{checkpoint}: an ARC model reads a square canvas; --seq-len {config.seq_len} is not a square")
     model = TRM(config)
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -127,9 +130,11 @@ def import_reference(
         raise DataError(f"{checkpoint}: weights do not fit TRM (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if table_weights is None:
         table_weights = torch.zeros(1, config.hidden)
+    if table_weights.dim() != 2 or table_weights.shape[1] != config.hidden or table_weights.shape[0] < 1:
+        raise DataError(f"{checkpoint}: puzzle table of shape {tuple(table_weights.shape)}, expected (ids, {config.hidden})")
     num_ids = table_weights.shape[0]
     info: dict[str, Any] = {"track": "arc" if config.vocab_size == 12 else "other", "num_puzzle_ids": num_ids,
-                            "seq_len": config.seq_len, "canvas": int(round(config.seq_len ** 0.5)), "source": str(checkpoint)}
+                            "seq_len": config.seq_len, "canvas": canvas, "source": str(checkpoint)}
     if identifiers is not None:
         names = read_json(identifiers)
         if not isinstance(names, list) or len(names) != num_ids:

@@ -209,7 +209,7 @@ def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, acceler
     """Sudoku / Maze: exact and cell accuracy of the last step on the test puzzles (`data.max_test`)."""
     from arc_trm.data.sources import build_test_source
 
-    test_source = build_test_source(config.data)
+    test_source = build_test_source(config.data, model.config.seq_len)
     batch_size = eval_batch_size(config, accelerator)
     if table.sharded:  # batches differ between processes: every row on every process (Sudoku / Maze have one)
         table = table.subset(torch.arange(table.num_ids, device=accelerator.device))
@@ -337,6 +337,8 @@ def check_parts_settings(out: Path, args: PredictArgs) -> None:
     path = out / "parts" / "settings.json"
     if path.exists():
         saved = read_json(path)
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{path}: not a settings object; delete {out / 'parts'} to predict afresh")
         changed = sorted(key for key in settings if saved.get(key) != settings[key])
         if changed:
             raise ConfigError(
@@ -407,7 +409,7 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
     from evaluation.tracks import PREDICTIONS_HEADER, format_track_report, score_track_file
 
     module = __import__(f"arc_trm.data.{track}", fromlist=["tokens_to_string"])
-    test_source = build_test_source(DataConfig(track=track, path=args.split), args.split)
+    test_source = build_test_source(DataConfig(track=track, path=args.split), model.config.seq_len, args.split)
     steps = args.steps or model.config.halt_max_steps
     indices, predicted, _ = predict_puzzles(
         model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes

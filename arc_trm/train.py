@@ -21,14 +21,13 @@ from typing import Callable, ContextManager, TypeVar
 
 import orjson
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint, load_model, publish_checkpoint
-from arc_trm.config import Config, check_batch, config_help, load_config, save_config_file
-from arc_trm.data.sources import build_source, describe
+from arc_trm.config import Config, check_batch, config_help, load_config, load_config_file, save_config_file
+from arc_trm.data.sources import build_source, build_test_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
@@ -209,7 +208,7 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
     path = run_dir / "config.yaml"
     current = config.to_dict()
     if path.exists():
-        saved = yaml.safe_load(path.read_text())
+        saved = load_config_file(path).to_dict()  # a damaged file is one error line naming it
         changed = [
             f"{section}.{key}"
             for section in ("model", "data")
@@ -305,6 +304,8 @@ def train(config: Config) -> Path:
     accelerator = run_accelerator(config, run_dir)
     initial = load_model(config.train.init_from) if config.train.init_from else None
     source = load_source(config, accelerator, initial)
+    if config.data.track != "arc":  # the test puzzles are read at each evaluation: check them before training
+        build_test_source(config.data, config.model.seq_len)
     prepare_run_dir(run_dir, config, accelerator)
     trainer = build_trainer(config, accelerator, source, initial)
     del initial  # the fine-tuned copy lives in the trainer; free the loaded one (the ARC-2 table is ~2.6 GB)

@@ -300,10 +300,16 @@ def compare_policies(
 
 def _check_tasks_known(table: CandidateTable, tasks: Sequence[Task]) -> None:
     """Candidates for tasks outside the split mean the wrong split (or file) was given."""
-    known = {task.id for task in tasks}
-    unknown = sorted({table.task_ids[t] for t in np.unique(table.task)} - known)
+    known = {task.id: len(task.test) for task in tasks}
+    unknown = sorted({table.task_ids[t] for t in np.unique(table.task)} - set(known))
     if unknown:
         raise DataError(f"candidates name {len(unknown)} task(s) not in the split, e.g. {unknown[0]}")
+    inputs = np.array([known[table.task_ids[t]] for t in table.task], dtype=np.int64)
+    outside = np.flatnonzero((table.test_index < 0) | (table.test_index >= inputs))
+    if outside.size:
+        row = int(outside[0])
+        raise DataError(f"candidates name test input {int(table.test_index[row])} of task {table.task_ids[table.task[row]]}, "
+                        f"which has {inputs[row]} test input(s)")
 
 
 def format_comparison(rows: Sequence[dict]) -> str:
@@ -353,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be an integer >= 1")
     policies = None if args.policies is None else [p.strip() for p in args.policies.split(",") if p.strip()]
+    if policies == []:
+        raise ConfigError(f"--policies {args.policies!r}: names no policy (known: {', '.join(POLICIES)})")
     for name in policies or ():
         if name not in POLICIES:
             raise ConfigError(f"unknown voting policy '{name}' (known: {', '.join(POLICIES)})")

@@ -130,6 +130,9 @@ def score_track(args: argparse.Namespace) -> str:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    inputs = [path for path in (args.submission, args.solutions) if path is not None]
+    if args.json is not None and any(args.json.resolve() == path.resolve() for path in inputs):
+        raise UserError(f"--json {args.json}: is an input of this command; writing there would replace it")
     text = score_arc(args) if args.track == "arc" else score_track(args)  # an unwritable --json: one line at the edge
     try:
         print(text)

@@ -35,6 +35,7 @@ import argparse
 import gc
 import hashlib
 import logging
+import math
 import os
 import re
 import sys
@@ -56,7 +57,7 @@ from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, field_types, load_config, save_config_file
 from arc_trm.data.arc import fits
 from arc_trm.distributed import make_accelerator, run_on_processes
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, grid_to_list, load_challenges
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
@@ -81,6 +82,11 @@ CHUNK_SAFETY = 1.5
 """A chunk starts only when the time left exceeds this many times the slowest chunk so far (chunks
 differ in their number of test inputs)."""
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "arc_trm_submission"
+SET_BY_MAKE = {
+    "preset": "the finetune preset", "config": "the finetune preset", "train.init_from": "from --checkpoint",
+    "data.tasks": "from --challenges", "data.track": "arc", "run.dir": "under --work", "train.max_minutes": "from --time-budget",
+}
+"""Fine-tuning settings that the command derives from its own options: `--set` may not change them."""
 LAUNCH_GRACE, LAUNCH_GRACE_S = 0.1, 300.0
 """A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (start-up,
 export), or at the end of the budget if that comes first: a guard against a hung process group, not
@@ -95,17 +101,20 @@ def parse_duration(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([hms]?)\s*", text.lower())
     if match is None:
         raise argparse.ArgumentTypeError(f"'{text}' is not a duration like 11h, 90m, 3600s or 3600")
-    return float(match.group(1)) * {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}[match.group(2)]
+    seconds = float(match.group(1)) * {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}[match.group(2)]
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a finite duration")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m submissions.make", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="exported model folder (runs/NAME/model) or run folder")
     parser.add_argument("--challenges", required=True, type=Path, help="Kaggle *_challenges.json of the tasks to answer")
-    parser.add_argument("--out", required=True, type=Path, help="submission.json to write")
+    parser.add_argument("--out", required=True, type=nonempty_path, help="submission.json to write")
     parser.add_argument("--time-budget", type=parse_duration, default=parse_duration("11h"),
                         help="wall-clock budget for everything: 11h, 90m, 3600s or seconds (default 11h)")
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"work folder (default {DEFAULT_WORK})")
+    parser.add_argument("--work", type=nonempty_path, default=DEFAULT_WORK, help=f"work folder (default {DEFAULT_WORK})")
     parser.add_argument("--finetune-steps", type=int, default=0, help="fine-tuning steps (default: the preset's)")
     parser.add_argument("--finetune-aug", type=int, default=128, help="augmentations per task to fine-tune on (default 128)")
     parser.add_argument("--predict-aug", type=int, default=128, help="augmentations per test input besides the identity (default 128)")
@@ -127,6 +136,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
     if args.batch_size < 1 or args.finetune_steps < 0 or args.processes < 1:
         raise ConfigError("--batch-size and --processes must be >= 1 and --finetune-steps >= 0")
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; name the submission file to write")
+    if args.out.resolve() == args.challenges.resolve():
+        raise ConfigError(f"--out {args.out}: is the challenges file; writing there would replace it")
+    for override in args.overrides:
+        key = override.partition("=")[0].strip()
+        if key in SET_BY_MAKE:
+            raise ConfigError(f"--set {key}: set by submissions.make itself ({SET_BY_MAKE[key]}); not an override")
     return args
 
 
@@ -542,7 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("run `python -m submissions.make` as one process, not under `accelerate launch`")
         tasks = load_challenges(args.challenges)
         model = model_dir_of(args.checkpoint)
-        load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
+        _, _, info = load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
+        if info.get("track", "arc") != "arc":
+            raise ConfigError(f"--checkpoint {model}: a {info['track']} model, not an ARC one")
         tasks_key = fingerprint(challenges_json(tasks))
         tasks_file = args.work / f"tasks-{tasks_key}.json"
         config = finetune_config(args, model, tasks_file, tasks_key)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from arc_trm.augment import Augmentation, augmentation_table, dihedral_transform, sample_offsets
 from arc_trm.data.stream import Examples
 from arc_trm.datasets import resolve
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
 from arc_trm.io import atomic_write_json, ensure_folder, read_json
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
@@ -175,6 +175,8 @@ class ArcSource:
             seen.add(task.id)
         kept = [task for task in train_tasks if fits(task, canvas)]
         skipped = [task.id for task in train_tasks if not fits(task, canvas)]
+        if not kept:
+            raise ConfigError(f"none of the {len(train_tasks)} tasks fits a {canvas}x{canvas} canvas (every grid must fit)")
         return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress, translate=translate)
 
     def _hashed_pairs(self, task: Task) -> list[Pair]:
@@ -317,11 +319,16 @@ class ArcSource:
         except FileNotFoundError:
             raise DataError(f"{out_dir / 'tasks'}: missing; rebuild with python -m arc_trm.data.arc") from None
         rows = table.to_list()
-        if [row["task_id"] for row in rows] != meta["task_ids"]:
-            raise DataError(f"{out_dir}: tasks/ and metadata.json disagree on the tasks; rebuild the folder")
-        tasks = [_task_from_row(row) for row in rows]
-        distinct = [np.asarray(row["distinct_k"], dtype=np.int64) for row in rows]
-        return cls(tasks, meta["held_out"], meta["num_aug"], meta["seed"], meta["canvas"], distinct, meta["skipped_tasks"])
+        try:
+            if [row["task_id"] for row in rows] != meta["task_ids"]:
+                raise DataError(f"{out_dir}: tasks/ and metadata.json disagree on the tasks; rebuild the folder")
+            tasks = [_task_from_row(row) for row in rows]
+            distinct = [np.asarray(row["distinct_k"], dtype=np.int64) for row in rows]
+            return cls(tasks, meta["held_out"], int(meta["num_aug"]), int(meta["seed"]), int(meta["canvas"]), distinct,
+                       meta["skipped_tasks"])
+        except (KeyError, TypeError, ValueError) as error:  # a hand-edited metadata.json
+            raise DataError(f"{out_dir / 'metadata.json'}: a field is missing or of the wrong type "
+                            f"({type(error).__name__}: {error}); rebuild the folder") from None
 
 
 def _grids(grids: Iterable[Grid | None]) -> list[list[list[int]]]:
@@ -474,15 +481,23 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m arc_trm.data.arc", description="Build an ARC training data folder (base tasks + metadata)."
     )
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, type=nonempty_path, help="output folder")
     parser.add_argument("--num-aug", type=int, default=1000, help="augmented versions per task besides the identity")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--canvas", type=int, default=30, help="board side; tasks with larger grids are skipped")
     parser.add_argument("--concept", default=None, help="ConceptARC Kaggle-format challenges file to add to training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not 1 <= args.canvas <= MAX_SIDE or args.num_aug < 0 or args.seed < 0:
+        parser.error(f"--canvas must be 1..{MAX_SIDE}, --num-aug and --seed >= 0")
+    created = not Path(args.out).exists()
     ensure_folder(args.out)
-    source = build(args.preset, args.out, args.num_aug, args.seed, args.canvas, args.concept)
+    try:
+        source = build(args.preset, args.out, args.num_aug, args.seed, args.canvas, args.concept)
+    except BaseException:
+        if created:  # leave nothing behind that this command made
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     meta = source.metadata()
     print(
         f"{args.out}: {meta['num_groups']} tasks ({len(source.held_out)} held out, {len(source.skipped)} skipped), "

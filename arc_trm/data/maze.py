@@ -35,7 +35,7 @@ from tqdm import tqdm
 from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
 from arc_trm.data.stream import Examples
 from arc_trm.data.sudoku import HEADER, in_task_order, split
-from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 CHARSET = "# SGo"
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate hard mazes into DIR/train.csv and DIR/test.csv")
     gen.add_argument("--n", type=int, required=True, help="mazes in total (train + test)")
-    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument("--out", type=nonempty_path, required=True, help="output folder")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--min-length", type=int, default=DEFAULT_MIN_LENGTH,
                      help=f"keep shortest paths of MORE than this many cells, S and G included (default {DEFAULT_MIN_LENGTH})")

@@ -8,7 +8,7 @@ from typing import Any
 from arc_trm.config import DataConfig
 from arc_trm.data.stream import ExampleSource
 from arc_trm.datasets import resolve
-from arc_trm.errors import ConfigError
+from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Task
 
 
@@ -48,27 +48,37 @@ def build_source(data: DataConfig, seed: int) -> ExampleSource:
         from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv, subsample
 
         puzzles = load_sudoku_csv(Path(data.path) / "train.csv")
+        if not puzzles:
+            raise DataError(f"{Path(data.path) / 'train.csv'}: no puzzles to train on (only a header?)")
         if data.subsample:
             puzzles = subsample(puzzles, data.subsample, seed)
         return SudokuSource(puzzles, num_aug=data.num_aug)
     from arc_trm.data.maze import MazeSource, load_maze_csv
 
-    return MazeSource(load_maze_csv(Path(data.path) / "train.csv"), augment=data.num_aug > 0)
+    mazes = load_maze_csv(Path(data.path) / "train.csv")
+    if not mazes:
+        raise DataError(f"{Path(data.path) / 'train.csv'}: no mazes to train on (only a header?)")
+    return MazeSource(mazes, augment=data.num_aug > 0)
 
 
-def build_test_source(data: DataConfig, path: str | Path | None = None) -> Any:
-    """Sudoku / Maze puzzles to evaluate on: `test.csv` of `data.path` (or `path`: a folder or a CSV),
-    the first `data.max_test` of them when set, never augmented."""
+def build_test_source(data: DataConfig, seq_len: int, path: str | Path | None = None) -> Any:
+    """Sudoku / Maze puzzles to evaluate a model of `seq_len` tokens on: `test.csv` of `data.path` (or
+    `path`: a folder or a CSV), the first `data.max_test` of them when set, never augmented."""
     csv = Path(path or data.path)
     csv = csv / "test.csv" if csv.is_dir() else csv
     if data.track == "sudoku":
         from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv
 
-        puzzles = load_sudoku_csv(csv)
-        return SudokuSource(puzzles[: data.max_test or None], num_aug=0)
-    from arc_trm.data.maze import MazeSource, load_maze_csv
+        source = SudokuSource(load_sudoku_csv(csv)[: data.max_test or None], num_aug=0)
+    else:
+        from arc_trm.data.maze import MazeSource, load_maze_csv
 
-    return MazeSource(load_maze_csv(csv)[: data.max_test or None], augment=False)
+        source = MazeSource(load_maze_csv(csv)[: data.max_test or None], augment=False)
+    if len(source) == 0:
+        raise DataError(f"{csv}: no puzzles to evaluate on (only a header?)")
+    if source.seq_len != seq_len:
+        raise DataError(f"{csv}: puzzles of {source.seq_len} cells, the model reads {seq_len}")
+    return source
 
 
 def describe(source: Any, data: DataConfig) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arc_trm.data.stream import Examples
-from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 HEADER = ("source", "question", "answer", "rating")
@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate hard puzzles into DIR/train.csv and DIR/test.csv")
     gen.add_argument("--n", type=int, required=True, help="puzzles in total (train + test)")
-    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument("--out", type=nonempty_path, required=True, help="output folder")
     gen.add_argument("--min-rating", type=int, default=DEFAULT_MIN_RATING, help=f"keep rating >= this (default {DEFAULT_MIN_RATING})")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--test-fraction", type=float, default=0.5)

@@ -50,7 +50,7 @@ class ModelConfig:
     halt_exploration_prob: float = 0.1
     """Probability that a sample draws a minimum step count uniform in [2, halt_max_steps]."""
     puzzle_emb_len: int = 16
-    """Prefix tokens; token 0 carries the puzzle embedding, the rest are zero registers. 0 = no prefix."""
+    """Prefix tokens (>= 1); token 0 carries the puzzle embedding, the rest are zero registers."""
     mixer: str = "attention"
     """'attention' or 'mlp_t' (SwiGLU along the sequence axis, the Sudoku model)."""
     pos_encodings: str = "rope"
