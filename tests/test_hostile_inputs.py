@@ -1,0 +1,97 @@
+"""Inputs a hostile user tried that used to give a traceback, a silent nonsense run or an overwritten
+input: each is now one error naming the file or key (the CLI turns it into one `error:` line, exit 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from arc_trm.candidates import Candidate, CandidateTable, load_candidates, save_candidates
+from arc_trm.config import load_config, load_config_file
+from arc_trm.data.arc import ArcSource
+from arc_trm.errors import ConfigError, DataError, UserError
+from arc_trm.grids import Pair, Task
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("train.steps=1e400", "train.steps: cannot read '1e400' as int"),
+        ("model.puzzle_emb_len=0", "model.puzzle_emb_len=0: must be an integer >= 1"),
+        ("run.dir=", "run.dir must name a folder"),
+        ("data.tasks= ", "data.tasks must be arc1, arc2 or a path"),
+    ],
+)
+def test_nonsense_values_are_refused(arg, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_config([arg])
+
+
+@pytest.mark.parametrize("content", [b"data:\n  tasks: arc1\n\xff\xfe\n", b"a: {", b"- a\n- b\n"])
+def test_a_damaged_config_file_is_one_error(tmp_path, content):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config_file(path)
+
+
+def test_a_canvas_no_task_fits_is_one_error():
+    task = Task("t", (Pair(np.zeros((3, 3), np.uint8), np.zeros((3, 3), np.uint8)),), (Pair(np.zeros((3, 3), np.uint8), None),))
+    with pytest.raises(ConfigError, match="none of the 1 tasks fits a 2x2 canvas"):
+        ArcSource.from_tasks([task], set(), num_aug=0, canvas=2)
+
+
+def candidates_file(tmp_path):
+    grid = np.array([[1, 2]], dtype=np.uint8)
+    table = CandidateTable.from_candidates([Candidate("t", 0, 0, 1, 0.5, grid, "c")])
+    return save_candidates(table, tmp_path / "c.parquet")
+
+
+@pytest.mark.parametrize("column, values", [("checkpoint", [None]), ("task_id", [None]), ("augmentation", ["x"]), ("q_halt", [None])])
+def test_a_candidates_column_of_the_wrong_kind_is_one_error(tmp_path, column, values):
+    path = candidates_file(tmp_path)
+    arrow = pq.read_table(path)
+    index = arrow.schema.get_field_index(column)
+    kind = pa.string() if values == ["x"] else arrow.schema.field(column).type
+    arrow = arrow.set_column(index, pa.field(column, kind), pa.array(values, type=kind))
+    pq.write_table(arrow.replace_schema_metadata(pq.read_table(path).schema.metadata), path)
+    with pytest.raises(DataError, match=str(path)):
+        load_candidates(path)
+
+
+def test_the_cli_refuses_to_overwrite_its_inputs(tmp_path, capsys):
+    from evaluation.score import main as score
+
+    submission = tmp_path / "submission.json"
+    submission.write_text('{"t": [{"attempt_1": [[1]], "attempt_2": [[2]]}]}')
+    before = submission.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        score([str(submission), "--split", "arc-agi-1/evaluation", "--json", str(submission)])
+    assert exit_info.value.code == 2 and "is an input of this command" in capsys.readouterr().err
+    assert submission.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "train.init_from=/nope"], "--set train.init_from: set by submissions.make itself"),
+        (["--set", "preset=tiny"], "--set preset: set by submissions.make itself"),
+        (["--time-budget", "9" * 400], "is not a finite duration"),
+        (["--out", "CHALLENGES"], "is the challenges file"),
+        (["--out", "FOLDER"], "is a folder"),
+        (["--work", ""], "an empty path"),
+    ],
+)
+def test_submissions_make_refuses_nonsense_before_writing(tmp_path, extra, message):
+    from submissions import make
+
+    challenges = tmp_path / "c_challenges.json"
+    challenges.write_text("{}")
+    (tmp_path / "folder").mkdir()
+    extra = [str(challenges) if e == "CHALLENGES" else str(tmp_path / "folder") if e == "FOLDER" else e for e in extra]
+    out = ["--out", str(tmp_path / "submission.json")] if "--out" not in extra else []
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        make.parse_args(["--checkpoint", str(tmp_path), "--challenges", str(challenges), *out, *extra])
+    assert not (tmp_path / "submission.json").exists() and challenges.read_text() == "{}"
