@@ -23,7 +23,6 @@ log-probabilities are a separate file (`save_log_probs` / `load_log_probs`), see
 from __future__ import annotations
 
 import contextlib
-
 import io
 import os
 from dataclasses import dataclass

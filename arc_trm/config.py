@@ -25,6 +25,8 @@ from arc_trm.io import atomic_write_bytes
 from arc_trm.model.trm import ModelConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio")
+"""`run.tracker` values: Accelerate's trackers (accelerate.utils.LoggerType, less 'all') and 'none'."""
 
 
 @dataclass
@@ -115,7 +117,8 @@ class RunConfig:
     log_every: int = 10
     """Optimizer steps between metric lines (metrics.jsonl, tracker, progress bar)."""
     tracker: str = "tensorboard"
-    """'tensorboard' or 'none'."""
+    """Where metrics go besides metrics.jsonl: any tracker Accelerate supports (tensorboard, wandb, mlflow,
+    aim, comet_ml, clearml, dvclive, swanlab, trackio) or 'none'. Its package must be installed."""
 
 
 @dataclass
@@ -346,7 +349,7 @@ def validate(config: Config) -> None:
         (config.model.hidden % config.model.heads == 0, "model.hidden must be divisible by model.heads"),
         (config.model.pos_encodings != "rope" or (config.model.hidden // config.model.heads) % 2 == 0,
          "model.hidden / model.heads must be even for rope (rotary pairs)"),
-        (config.run.tracker in ("tensorboard", "none"), "run.tracker must be tensorboard or none"),
+        (config.run.tracker in TRACKERS, f"run.tracker must be one of {', '.join(TRACKERS)}"),
         (config.train.puzzle_table in ("sharded", "replicated"), "train.puzzle_table must be sharded or replicated"),
         (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),
         (config.run.dir.strip() != "", "run.dir must name a folder (an empty one would mean the current folder)"),

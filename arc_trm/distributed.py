@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import logging
 import os
 import socket
@@ -30,10 +31,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs
 
+from arc_trm.errors import ConfigError
+
 
 def make_accelerator(**kwargs: Any) -> Accelerator:
     """The Accelerator for this launch. Only the main process logs arc_trm's warnings: every process
     loads the same data, so the others would repeat them."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("a DeepSpeed launch needs DeepSpeed: pip install 'arc_trm[deepspeed]' (or launch without it: DDP)")
     if torch.cuda.is_available():
         accelerator = Accelerator(**kwargs)
     elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":

@@ -196,10 +196,14 @@ def read_checkpoint(path: Path, read: Callable[[], T]) -> T:
 
 
 def run_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    tracker = None if config.run.tracker == "none" else config.run.tracker
+    if tracker is not None:
+        from accelerate.tracking import get_available_trackers
+
+        if tracker not in {t.value for t in get_available_trackers()}:
+            raise ConfigError(f"run.tracker={tracker}: its package is not installed (pip install {tracker}), or use run.tracker=none")
     return make_accelerator(
-        gradient_accumulation_steps=config.train.grad_accum,
-        log_with="tensorboard" if config.run.tracker == "tensorboard" else None,
-        project_dir=str(run_dir / "logs"),
+        gradient_accumulation_steps=config.train.grad_accum, log_with=tracker, project_dir=str(run_dir / "logs"),
     )
 
 

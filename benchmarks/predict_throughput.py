@@ -43,8 +43,18 @@ from arc_trm.predict import PuzzleIndex, predict_queries, queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import (  # noqa: E402
-    command_line, describe_device, device_name, entry, measure_peak, memory_cell, mfu_cell, peak_memory, publish,
-    published_peak, reset_peak_memory, timed,
+    command_line,
+    describe_device,
+    device_name,
+    entry,
+    measure_peak,
+    memory_cell,
+    mfu_cell,
+    peak_memory,
+    publish,
+    published_peak,
+    reset_peak_memory,
+    timed,
 )
 
 # Projection inputs (sources: ../shared/reference/peers.md, trm.md)

@@ -33,14 +33,24 @@ from accelerate import Accelerator
 
 from arc_trm.config import load_config
 from arc_trm.data.arc import ArcSource, arc_tasks
-from arc_trm.model.flops import flops_per_example_step
 from arc_trm.distributed import make_accelerator, process_group
+from arc_trm.model.flops import flops_per_example_step
 from arc_trm.train import build_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import (  # noqa: E402
-    command_line, describe_device, device_name, entry, measure_peak, memory_cell, mfu_cell, peak_memory, publish,
-    published_peak, reset_peak_memory, timed,
+    command_line,
+    describe_device,
+    device_name,
+    entry,
+    measure_peak,
+    memory_cell,
+    mfu_cell,
+    peak_memory,
+    publish,
+    published_peak,
+    reset_peak_memory,
+    timed,
 )
 
 

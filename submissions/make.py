@@ -50,7 +50,14 @@ import numpy as np
 import orjson
 import torch
 from accelerate import Accelerator
-from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of

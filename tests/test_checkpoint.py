@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_train import ENV, FAST, ROOT, metrics, run_train
 
 from arc_trm.checkpoint import latest_checkpoint, publish_checkpoint
 from arc_trm.errors import DataError
-
-from test_train import ENV, FAST, ROOT, metrics, run_train
 
 
 def fake_checkpoint(run: Path, step: int, complete: bool = True) -> Path:

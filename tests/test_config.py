@@ -134,3 +134,18 @@ def test_help_lists_every_field_with_its_default_and_meaning(module):
     assert sorted(lines) == sorted(keys)
     undocumented = [key for key, line in lines.items() if line.rstrip().endswith(")")]
     assert undocumented == []
+
+
+def test_every_accelerate_tracker_is_accepted_and_a_missing_package_is_named(tmp_path):
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    from arc_trm.config import TRACKERS
+
+    assert set(TRACKERS) == {t.value for t in LoggerType} - {"all"} | {"none"}
+    missing = next((t for t in TRACKERS if t != "none" and t not in {a.value for a in get_available_trackers()}), None)
+    if missing is None:
+        pytest.skip("every tracker package is installed here")
+    result = subprocess.run([sys.executable, "-m", "arc_trm.train", f"run.tracker={missing}", f"run.dir={tmp_path}/run"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == f"error: run.tracker={missing}: its package is not installed (pip install {missing}), or use run.tracker=none\n"

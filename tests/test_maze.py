@@ -8,8 +8,20 @@ import pytest
 from arc_trm.augment import INVERSE_DIHEDRAL, NUM_DIHEDRAL
 from arc_trm.data import maze
 from arc_trm.data.maze import (
-    MazePuzzle, MazeSource, bfs, canonical_path, dihedral_flat, generate, load_maze_csv, maze_tokens,
-    parse_maze, pick_endpoints, random_layout, render, tokens_to_string, write_maze_csv,
+    MazePuzzle,
+    MazeSource,
+    bfs,
+    canonical_path,
+    dihedral_flat,
+    generate,
+    load_maze_csv,
+    maze_tokens,
+    parse_maze,
+    pick_endpoints,
+    random_layout,
+    render,
+    tokens_to_string,
+    write_maze_csv,
 )
 from arc_trm.errors import DataError
 from evaluation.tracks import is_optimal_path

@@ -9,9 +9,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
-
 from arc_trm.distributed import free_port
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 
 NUM_IDS, DIM, WORLD, STEPS, BATCH = 11, 4, 2, 5, 3
 

@@ -7,9 +7,24 @@ import pytest
 
 from arc_trm.data import sudoku
 from arc_trm.data.sudoku import (
-    SudokuPuzzle, SudokuSource, analyse, canonical_form, dig, generate, grid_string, grid_values,
-    load_sudoku_csv, random_full_grid, rate, shuffle_sudoku, solve, split, subsample, tokens_to_string,
-    units_complete, write_sudoku_csv,
+    SudokuPuzzle,
+    SudokuSource,
+    analyse,
+    canonical_form,
+    dig,
+    generate,
+    grid_string,
+    grid_values,
+    load_sudoku_csv,
+    random_full_grid,
+    rate,
+    shuffle_sudoku,
+    solve,
+    split,
+    subsample,
+    tokens_to_string,
+    units_complete,
+    write_sudoku_csv,
 )
 from arc_trm.errors import DataError
 
