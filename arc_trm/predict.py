@@ -52,7 +52,8 @@ def run_steps(
     Returns predicted tokens (steps, B, L), sigmoid(q_halt) (steps, B) and the last step's
     log-probabilities (B, L, vocab) under stablemax, the distribution the model is trained on.
     """
-    y, z = model.initial_state(inputs.shape[0], inputs.device)
+    # dense copies of the broadcast start: a compiled model then sees the same strides at every step
+    y, z = (start.contiguous() for start in model.initial_state(inputs.shape[0], inputs.device))
     rows = table.rows(puzzle_ids, requires_grad=False)
     predictions, confidences = [], []
     for _ in range(steps):
@@ -123,22 +124,26 @@ def queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> I
 
 def predict_queries(
     model: TRM, table: RowSource, items: Sequence[Query], batch_size: int, steps: int, device: torch.device,
-    checkpoint: str = "", poe_top_n: int = 0, progress: bool = False,
+    checkpoint: str = "", poe_top_n: int = 0, progress: bool = False, fixed_batch: bool = False,
 ) -> tuple[list[Candidate], dict[tuple[str, int, bytes], list[float]]]:
     """Candidates of every step for every query (grids in the original frame), and, when
     `poe_top_n` > 0, the log-probabilities of each test input's top candidates under every
-    augmentation (product of experts). `items` must hold whole test inputs (all their versions)."""
+    augmentation (product of experts). `items` must hold whole test inputs (all their versions).
+
+    `fixed_batch` (a compiled model): a short last batch is padded to `batch_size` with copies of its
+    first query, whose outputs are dropped, so that the model sees one shape and compiles once."""
     canvas = int(round(len(items[0].inputs) ** 0.5)) if items else 0
     candidates: list[Candidate] = []
     last_logprobs: list[torch.Tensor] = []
     for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc="predict", unit="batch"):
         batch = items[start : start + batch_size]
-        inputs = torch.from_numpy(np.stack([q.inputs for q in batch])).to(device)
-        ids = torch.tensor([q.version.puzzle_id for q in batch], device=device)
+        padded = list(batch) + [batch[0]] * (batch_size - len(batch)) if fixed_batch and len(items) > batch_size else batch
+        inputs = torch.from_numpy(np.stack([q.inputs for q in padded])).to(device)
+        ids = torch.tensor([q.version.puzzle_id for q in padded], device=device)
         tokens, confidences, logprobs = run_steps(model, table, inputs, ids, steps)
         tokens, confidences = tokens.cpu().numpy(), confidences.float().cpu().numpy()
         if poe_top_n:
-            last_logprobs.extend(logprobs.to(torch.float16).cpu())
+            last_logprobs.extend(logprobs[: len(batch)].to(torch.float16).cpu())
         for step in range(steps):
             for i, query in enumerate(batch):
                 grid = decode_grid(tokens[step, i], canvas)
@@ -252,7 +257,9 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     batch_size = eval_batch_size(config, accelerator)
     if table.sharded:  # batches differ between processes: the rows of every query on every process
         table = table.subset(torch.tensor([q.version.puzzle_id for q in items], device=accelerator.device))
-    candidates, _ = predict_queries(model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device)
+    candidates, _ = predict_queries(
+        model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device, fixed_batch=config.train.compile
+    )
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
     rankings = vote(CandidateTable.from_candidates(candidates), "reference")
     passes = pass_at_k(rankings, held_out, ks=(1, 2))
@@ -389,7 +396,8 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
             continue
         items = list(queries([t for t in parts[i] if t.id not in skip], index, args.num_aug))
         candidates, log_probs = predict_queries(
-            model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n
+            model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n,
+            fixed_batch=args.compile,
         )
         if args.poe_top_n:
             save_log_probs(log_probs, out / "parts" / f"log_probs_{i:05d}.parquet")

@@ -423,3 +423,27 @@ def test_a_corrupt_model_or_unwritable_out_is_one_error_line(model_dir, challeng
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert str(model / "puzzle_table.safetensors" if case == "corrupt model" else tmp_path / "a_file") in lines[0]
+
+
+def test_compiled_prediction_compiles_once_per_shape(model_dir, challenges, info):
+    """Every supervision step and the short last batch reuse one graph: the start state is dense like
+    the carried one, and the last batch is padded (its padding rows dropped)."""
+    model, table, _ = load_model(model_dir)
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+        return graph_module.forward
+
+    eager = predict_queries(model, table, items := list(queries(resolve(challenges), PuzzleIndex.from_data_info(info), NUM_AUG)),
+                            4, STEPS, torch.device("cpu"))[0]
+    assert len(items) % 4 != 0  # a short last batch
+    torch._dynamo.reset()
+    model.compile(backend=counting_backend)
+    compiled = predict_queries(model, table, items, 4, STEPS, torch.device("cpu"), fixed_batch=True)[0]
+    assert len(graphs) == 1, graphs
+    assert len(compiled) == len(eager) == len(items) * STEPS
+    assert [(c.task_id, c.test_index, c.augmentation, c.step) for c in compiled] == [
+        (c.task_id, c.test_index, c.augmentation, c.step) for c in eager
+    ]
+    torch._dynamo.reset()
