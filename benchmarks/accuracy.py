@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -329,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     best = choose_best(by_setting)
     score = score_with_evaluation(run_dir / "predict" / f"step_{step}" / best[0].name, challenges, best[1])
     results = {"tasks": len(tasks), "inputs": sum(len(t.test) for t in tasks), "by_setting": by_setting}
-    device = describe_device(None).replace("(1 used)", "(all used by training)")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    used = f"{threads} thread(s) per process (OMP_NUM_THREADS)" if threads else "all used by training"
+    device = describe_device(None).replace("(1 used)", f"({used})")
     body = format_entry(args, overrides, run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir,
                         spent, metrics, config, results, best, score, curve.name)
     text = entry(__file__, device, command_line(__file__, argv),
