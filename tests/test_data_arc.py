@@ -14,7 +14,7 @@ from arc_trm.data.stream import TrainStream, batched
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Pair, Task
-from arc_trm.tokens import COLOR_OFFSET, IGNORE_LABEL, PAD, decode_grid
+from arc_trm.tokens import COLOR_OFFSET, IGNORE_LABEL, PAD, decode_grid, encode_grid
 
 NUM_AUG = 8
 
@@ -90,6 +90,21 @@ def test_sample_is_an_augmented_translated_version(small):
                 assert (augmentation.invert(in_grid) == pair.input).all()
                 assert (augmentation.invert(out_grid) == pair.output).all()
             assert (0, 0) in offsets
+
+
+def test_without_translation_every_pair_is_top_left_like_the_test_inputs(arc1):
+    training, evaluation = arc1
+    tasks = training[:10] + evaluation[:5]
+    source = ArcSource.from_tasks(tasks, {t.id for t in evaluation[:5]}, num_aug=NUM_AUG, seed=3, canvas=30, translate=False)
+    rng = np.random.default_rng(0)
+    for t, task in enumerate(source.tasks):
+        pairs = trained_pairs(task, task.id in source.held_out)
+        for _ in range(3):
+            examples = source.sample(t, rng)
+            augmentation = source.augmentation(*source.decode_puzzle_id(int(examples.puzzle_ids[0])))
+            for inputs, labels, pair in zip(examples.inputs, examples.labels, pairs):
+                assert (inputs == encode_grid(augmentation.apply(pair.input), 30)).all()
+                assert grid_at(np.where(labels == IGNORE_LABEL, PAD, labels), 30)[0] == (0, 0)
 
 
 def test_test_examples_are_held_out_versions(small):
