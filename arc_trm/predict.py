@@ -287,8 +287,9 @@ class PredictArgs:
     """Queries (test input x augmentation) per forward batch."""
     steps: int = 0
     """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets)."""
-    policy: str = "reference"
-    """Voting policy for submission.json: reference, halt_weighted, first_halt, poe."""
+    policy: str = "halt_weighted"
+    """Voting policy for submission.json: halt_weighted (the measured best with every augmentation and step,
+    docs/benchmarks.md#accuracy-on-a-cpu), reference, first_halt, poe."""
     poe_top_n: int = 0
     """Score each test input's top-N candidates under every augmentation (needed by policy=poe)."""
     tasks_per_part: int = 8

@@ -269,8 +269,8 @@ def test_submission_and_report(predicted, challenges):
     assert validate_submission(submission, tasks) == []
     report = score_submission(submission, tasks)
     assert report["n_tasks"] == 3 and report["n_outputs"] == sum(len(t.test) for t in tasks)
-    # the submission is the reference vote of the candidates
-    rankings = vote(load_candidates(predicted / "candidates.parquet"), "reference")
+    # the submission is the default (halt_weighted) vote of the candidates
+    rankings = vote(load_candidates(predicted / "candidates.parquet"), "halt_weighted")
     assert orjson.loads(orjson.dumps(attempts_from_rankings(rankings, tasks))) == orjson.loads((predicted / "submission.json").read_bytes())
     written = orjson.loads((predicted / "report.json").read_bytes())
     assert written["score"] == report["score"] and set(written["tasks"]) == {t.id for t in tasks}
