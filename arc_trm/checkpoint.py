@@ -97,7 +97,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return complete[-1]
     if folders:
         raise DataError(
-            f"{run_dir / 'checkpoints'}: {len(folders)} checkpoint folder(s), none complete ({problem}); "
+            f"{run_dir / 'checkpoints'}: {len(folders)} checkpoint folder(s), none complete; {problem}; "
             "move them away to train from step 0, use another run.dir, or fine-tune an exported model with train.init_from"
         )
     return None

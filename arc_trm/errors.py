@@ -47,8 +47,8 @@ def nonempty_path(text: str) -> Path:
     return Path(text)
 
 
-MAX_LINE = 300
-"""An error line is cut to this many characters: a message quoting a whole input line stays readable."""
+MAX_LINE = 600
+"""An error line is cut to this many characters (long paths fit): a message quoting a whole input line stays readable."""
 
 
 def one_line(message: str) -> str:
