@@ -33,8 +33,8 @@ import numpy as np
 from tqdm import tqdm
 
 from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
+from arc_trm.data.generation import HEADER, in_task_order, split
 from arc_trm.data.stream import Examples
-from arc_trm.data.sudoku import HEADER, in_task_order, split
 from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 

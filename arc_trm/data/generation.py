@@ -1,0 +1,44 @@
+"""Helpers the puzzle generators share (`arc_trm.data.sudoku_generate`, `arc_trm.data.maze`): the
+CSV header of the puzzle files, generation attempts mapped over worker processes in a fixed order, and
+the seeded train/test split."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+from contextlib import nullcontext
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+HEADER = ("source", "question", "answer", "rating")  # the Sudoku-Extreme and Maze-Hard CSV layout
+T = TypeVar("T")
+R = TypeVar("R")
+P = TypeVar("P")  # a frozen dataclass with an `index` field: SudokuPuzzle or MazePuzzle
+
+
+def in_task_order(function: Callable[[T], R], args: Iterator[T], workers: int, round_size: int) -> Iterator[R]:
+    """`map(function, args)` over an endless `args`, on `workers` processes, results in argument order.
+
+    Arguments go out in rounds of `round_size` (a pool would otherwise drain an endless iterator), so
+    the results, and hence the generated files, do not depend on the number of workers."""
+    with multiprocessing.Pool(workers) if workers > 1 else nullcontext() as pool:
+        while True:
+            chunk = list(itertools.islice(args, round_size))
+            if not chunk:
+                return
+            yield from (pool.imap(function, chunk) if pool is not None else map(function, chunk))
+
+
+def split(puzzles: Sequence[P], test_fraction: float, seed: int) -> tuple[list[P], list[P]]:
+    """(train, test) of generated puzzles or mazes: a seeded random `test_fraction` of them is test,
+    each file in generation order with `index` renumbered to its rows."""
+    order = np.random.default_rng([seed, 1]).permutation(len(puzzles))
+    n_test = int(round(len(puzzles) * test_fraction))
+    return _renumbered(puzzles, order[n_test:]), _renumbered(puzzles, order[:n_test])
+
+
+def _renumbered(puzzles: Sequence[P], chosen: np.ndarray) -> list[P]:
+    """The chosen puzzles in generation order, `index` = their row in the new file."""
+    return [replace(puzzles[i], index=row) for row, i in enumerate(np.sort(chosen).tolist())]
