@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from arc_trm.model.layers import Block, CastedEmbedding, CastedLinear, RotaryEmbedding, trunc_normal_
@@ -75,9 +78,35 @@ class StepOutput(NamedTuple):
     q_continue: torch.Tensor  # (B,) fp32 logit
 
 
-class TRM(nn.Module):
+WEIGHTS_FILE = "weights.safetensors"
+"""The dense weights of an exported model (beside config.json, the model config as flat JSON)."""
+HUB_DOWNLOAD_OPTIONS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+
+
+class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-agi", "tiny-recursive-model"]):
     """The dense part of TRM. The puzzle-embedding table is kept outside (see puzzle_embedding.py):
-    callers pass the batch's rows, shape (B, D)."""
+    callers pass the batch's rows, shape (B, D).
+
+    `TRM.from_pretrained(folder or hub id)` and `model.save_pretrained(folder)` (huggingface_hub's
+    mixin) read and write the same pair an export holds: config.json and weights.safetensors. The
+    project's own loader (`arc_trm.checkpoint.load_model`) also reads the puzzle table and data.json."""
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_model(self, str(save_directory / WEIGHTS_FILE))
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = True, **kwargs) -> "TRM":
+        hub = {key: kwargs.pop(key) for key in list(kwargs) if key in (*HUB_DOWNLOAD_OPTIONS, "proxies", "resume_download")}
+        if isinstance(kwargs.get("config"), dict):  # config.json's fields (annotations are strings here)
+            kwargs["config"] = ModelConfig(**kwargs["config"])
+        model = cls(**kwargs)
+        if Path(model_id).is_dir():
+            weights = Path(model_id) / WEIGHTS_FILE
+        else:
+            weights = hf_hub_download(repo_id=model_id, filename=WEIGHTS_FILE,
+                                      **{key: value for key, value in hub.items() if key in HUB_DOWNLOAD_OPTIONS})
+        load_model(model, str(weights), strict=strict, device=map_location)
+        return model
 
     def __init__(self, config: ModelConfig):
         super().__init__()

@@ -1,0 +1,52 @@
+"""An exported model that carries only what test-time fine-tuning reads, for uploading to Kaggle.
+
+    python -m arc_trm.slim_export runs/arc2/model --out models/arc2-finetune
+
+Fine-tuning (`train.init_from`, `submissions.make`) takes the dense weights and starts every puzzle
+id of the new tasks at the mean of the trained puzzle embeddings: of the puzzle table (about 2.3 GB
+for arc2) it reads one row. The slim copy holds the same config.json and weights.safetensors, a
+table of two rows (the blank id's row and that mean) and a data.json that names no task, so the
+model knows no task until it is fine-tuned (prediction without fine-tuning uses the blank id for
+every task, as it would for any unseen one).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from arc_trm.checkpoint import export_model, load_model
+from arc_trm.errors import ArgumentParser, exit_on_user_error, nonempty_path
+
+KEPT_INFO = ("track", "canvas", "seq_len", "vocab_size")
+
+
+def slim_export(model_path: str | Path, out: str | Path) -> Path:
+    """Write the fine-tuning-only copy of the exported model at `model_path` to `out`."""
+    model, table, info = load_model(model_path)
+    rows = torch.stack([table.weights[0], table.mean_row()])
+    slim_info = {key: info[key] for key in KEPT_INFO if key in info}
+    slim_info.update(num_puzzle_ids=2, source=str(Path(model_path).resolve()), finetune_only=True)
+    return export_model(Path(out), model, rows, slim_info)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m arc_trm.slim_export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an exported model folder (runs/NAME/model) or its run directory")
+    parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the slim copy")
+    args = parser.parse_args(argv)
+    out = slim_export(args.model, args.out)
+    source = Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else Path(args.model)
+    print(f"wrote {out}: {folder_bytes(out) / 2**20:.1f} MiB (the full model: {folder_bytes(source) / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
