@@ -6,16 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from arc_trm.config import DataConfig
+from arc_trm.data.arc import fits
 from arc_trm.data.stream import ExampleSource
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Task
-
-
-def fits(task: Task, canvas: int) -> bool:
-    """Every grid of the task (test outputs included when known) fits the canvas."""
-    grids = [g for pair in task.train + task.test for g in (pair.input, pair.output) if g is not None]
-    return all(g.shape[0] <= canvas and g.shape[1] <= canvas for g in grids)
 
 
 def limit_tasks(tasks: list[Task], held_out: set[str], max_tasks: int, canvas: int) -> list[Task]:
