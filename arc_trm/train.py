@@ -32,6 +32,7 @@ from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.evaluate import evaluate_held_out
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -418,8 +419,6 @@ def export(trainer: Trainer, run_dir: Path) -> Path:
 
 def evaluate_and_log(trainer: Trainer) -> None:
     """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights."""
-    from arc_trm.predict import evaluate_held_out
-
     with trainer.evaluation_weights() as model:
         results = evaluate_held_out(model, trainer.table, trainer.source, trainer.config, trainer.accelerator)
     if results:

@@ -1,0 +1,85 @@
+"""Evaluation during training (`arc_trm.train`, every `run.eval_every` steps and at the end): the
+held-out ARC test inputs (pass@1/2 of the reference vote over `run.eval_aug` augmentations, exact
+accuracy of the identity's last step) or the Sudoku / Maze test puzzles (exact and cell accuracy),
+with the inference of `arc_trm.predict`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+
+from arc_trm.candidates import CandidateTable
+from arc_trm.config import Config
+from arc_trm.data.sources import build_test_source
+from arc_trm.model.puzzle_embedding import PuzzleEmbedding
+from arc_trm.model.trm import TRM
+from arc_trm.predict import PuzzleIndex, predict_puzzles, predict_queries, queries, shard
+from arc_trm.tokens import IGNORE_LABEL
+from arc_trm.vote import pass_at_k, vote
+
+
+def eval_batch_size(config: Config, accelerator: Accelerator) -> int:
+    """Evaluation during training uses the training batch per process."""
+    return max(1, config.train.global_batch // accelerator.num_processes)
+
+
+def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, accelerator: Accelerator) -> dict[str, float]:
+    """Sudoku / Maze: exact and cell accuracy of the last step on the test puzzles (`data.max_test`)."""
+    test_source = build_test_source(config.data, model.config.seq_len)
+    batch_size = eval_batch_size(config, accelerator)
+    if table.sharded:  # batches differ between processes: every row on every process (Sudoku / Maze have one)
+        table = table.subset(torch.arange(table.num_ids, device=accelerator.device))
+    _, predicted, labels = predict_puzzles(
+        model, table, test_source, batch_size, config.model.halt_max_steps, accelerator.device,
+        accelerator.process_index, accelerator.num_processes,
+    )
+    supervised = labels != IGNORE_LABEL
+    correct = (predicted == labels) | ~supervised
+    sums = torch.tensor(
+        [float(correct.all(axis=1).sum()), float((correct & supervised).sum()), float(supervised.sum()), float(len(labels))],
+        dtype=torch.float64, device=accelerator.device,
+    )
+    exact, cells, total_cells, n = accelerator.reduce(sums, reduction="sum").tolist()
+    return {"eval/exact_accuracy": exact / max(n, 1), "eval/cell_accuracy": cells / max(total_cells, 1)}
+
+
+def evaluate_held_out(
+    model: TRM, table: PuzzleEmbedding, source: Any, config: Config, accelerator: Accelerator
+) -> dict[str, float]:
+    """ARC: held-out test inputs with `run.eval_aug` augmentations: pass@1/2 of the reference vote and
+    the exact accuracy of the identity augmentation's last step. Sudoku / Maze: test-set accuracy."""
+    was_training = model.training
+    model.eval()
+    try:
+        if config.data.track != "arc":
+            return evaluate_puzzles(model, table, config, accelerator)
+        return evaluate_arc(model, table, source, config, accelerator)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config, accelerator: Accelerator) -> dict[str, float]:
+    held_out = [task for task in source.tasks if task.id in source.held_out and task.has_solutions]
+    if not held_out:
+        return {}
+    index = PuzzleIndex.from_data_info(source.metadata())
+    items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
+    mine = shard(items, accelerator.process_index, accelerator.num_processes)
+    batch_size = eval_batch_size(config, accelerator)
+    if table.sharded:  # batches differ between processes: the rows of every query on every process
+        table = table.subset(torch.tensor([q.version.puzzle_id for q in items], device=accelerator.device))
+    candidates, _ = predict_queries(
+        model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device, fixed_batch=config.train.compile
+    )
+    candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
+    rankings = vote(CandidateTable.from_candidates(candidates), "reference")
+    passes = pass_at_k(rankings, held_out, ks=(1, 2))
+    last = config.model.halt_max_steps
+    truths = {(t.id, i): p.output for t in held_out for i, p in enumerate(t.test)}
+    identity = [c for c in candidates if c.augmentation == 0 and c.step == last]
+    exact = sum(c.grid is not None and np.array_equal(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
+    return {"eval/pass@1": passes[1], "eval/pass@2": passes[2], "eval/exact_accuracy": exact / max(len(identity), 1)}
