@@ -26,13 +26,13 @@ L4s) and waited for; this process keeps the clock, the fallbacks and the file, k
 outlives the time left, and reads an out-of-memory error from its output. The work folder (--work)
 keeps the fine-tuning run and the prediction parts under names that hash their inputs, so re-running
 the same command resumes where it stopped, and any other checkpoint, challenges or setting starts
-afresh.
+afresh. The two ways of running (in process, launched) and the out-of-memory retry are in
+`submissions/runners.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import logging
 import math
@@ -48,12 +48,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import orjson
-import torch
-from accelerate import Accelerator
 from tenacity import (
-    RetryCallState,
     Retrying,
-    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -61,9 +57,8 @@ from tenacity import (
 
 from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
-from arc_trm.config import Config, check_batch, field_types, load_config, save_config_file
+from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.arc import fits
-from arc_trm.distributed import make_accelerator, run_on_processes
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, grid_to_list, load_challenges
 from arc_trm.io import atomic_write_json, read_json
@@ -71,6 +66,7 @@ from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import fallback_submission, validate_submission, write_submission
 from arc_trm.train import train
 from arc_trm.vote import POLICIES
+from submissions.runners import InProcessRunner, LaunchedRunner, Runner, free_memory, predict_halving_batch
 
 log = logging.getLogger("submissions.make")
 
@@ -94,10 +90,6 @@ SET_BY_MAKE = {
     "data.tasks": "from --challenges", "data.track": "arc", "run.dir": "under --work", "train.max_minutes": "from --time-budget",
 }
 """Fine-tuning settings that the command derives from its own options: `--set` may not change them."""
-LAUNCH_GRACE, LAUNCH_GRACE_S = 0.1, 300.0
-"""A launched fine-tuning run is killed after its train.max_minutes plus 10% plus 5 minutes (start-up,
-export), or at the end of the budget if that comes first: a guard against a hung process group, not
-the usual way it ends."""
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -369,99 +361,6 @@ def write_retrying(submission: Submission, path: Path, tasks: Sequence[Task]) ->
             write_submission(submission, path, tasks)
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error)
-    )
-
-
-def free_memory() -> None:
-    """Drop what a failed phase left behind (its frames hold tensors) before the next one allocates."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def halved(batch: int, attempt: int) -> int:
-    """Batch size of the `attempt`-th try (1-based): halved after each failure, down to 1."""
-    return max(1, batch >> (attempt - 1))
-
-
-def predict_halving_batch(args: PredictArgs, runner: Runner) -> tuple[Path, int]:
-    """`runner.predict`, retried with half the batch after each out-of-memory error until batch 1
-    fails too. Finished parts are kept between tries. Returns the output and the batch that worked."""
-
-    def after_failure(state: RetryCallState) -> None:
-        free_memory()
-        log.warning(
-            f"out of memory at prediction batch {halved(args.batch_size, state.attempt_number)}; "
-            f"retrying with batch {halved(args.batch_size, state.attempt_number + 1)}"
-        )
-
-    retrying = Retrying(
-        retry=retry_if_exception(is_out_of_memory),
-        stop=lambda state: halved(args.batch_size, state.attempt_number) == 1,
-        before_sleep=after_failure,
-        reraise=True,
-    )
-
-    def attempt() -> tuple[Path, int]:
-        batch = halved(args.batch_size, retrying.statistics["attempt_number"])
-        return runner.predict(replace(args, batch_size=batch)), batch
-
-    return retrying(attempt)
-
-
-class InProcessRunner:
-    """Fine-tuning and prediction in this process, on one GPU."""
-
-    def __init__(self) -> None:
-        self._accelerator: Accelerator | None = None
-
-    def train(self, config: Config) -> Path:
-        return train(config)
-
-    def predict(self, args: PredictArgs) -> Path:
-        if self._accelerator is None:
-            self._accelerator = make_accelerator()
-        return predict_split(args, self._accelerator)
-
-
-class LaunchedRunner:
-    """Each run under `accelerate launch` on `processes` processes (GPUs), killed when it outlives
-    the clock; this process never touches a GPU. A launch's out-of-memory error is raised here as
-    one, so that prediction halves its batch as in-process."""
-
-    def __init__(self, processes: int, clock: Clock):
-        self.processes, self.clock = processes, clock
-
-    def train(self, config: Config) -> Path:
-        run_dir = Path(config.run.dir)
-        config_file = run_dir.with_name(f"{run_dir.name}.yaml")
-        save_config_file(config, config_file)
-        # the run stops itself at train.max_minutes (loading included); the export comes on top
-        limit = 60 * config.train.max_minutes * (1 + LAUNCH_GRACE) + LAUNCH_GRACE_S
-        self._launch("arc_trm.train", [f"config={config_file}"], min(limit, max(self.clock.remaining(), 1.0)))
-        return run_dir / "model"
-
-    def predict(self, args: PredictArgs) -> Path:
-        settings = [f"{name}={getattr(args, name)}" for name in field_types(args)]
-        self._launch("arc_trm.predict", settings, max(self.clock.remaining(), 1.0))
-        return Path(args.out)
-
-    def _launch(self, module: str, args: list[str], timeout: float) -> None:
-        done = run_on_processes(module, args, self.processes, timeout)
-        if done.returncode != 0:
-            if done.out_of_memory:
-                raise torch.cuda.OutOfMemoryError(f"{module} on {self.processes} processes ran out of memory")
-            lines = [line for line in done.stderr_tail.splitlines() if line.strip()]
-            raise RuntimeError(f"{module} on {self.processes} processes exited with {done.returncode}: "
-                               f"{lines[-1].strip() if lines else 'no error output'}")
-
-
-Runner = InProcessRunner | LaunchedRunner
-"""Where fine-tuning and prediction run: `train(config) -> model folder`, `predict(args) -> output folder`."""
-
 
 # ------------------------------------------------------------------------------------------- phases
 
@@ -600,7 +499,8 @@ def run_phases(
     except OSError as error:
         report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
         return
-    runner: Runner = InProcessRunner() if args.processes == 1 else LaunchedRunner(args.processes, clock)
+    # this module's train and predict_split, looked up now: a caller (a test) may have replaced them
+    runner: Runner = InProcessRunner(train, predict_split) if args.processes == 1 else LaunchedRunner(args.processes, clock)
     label = "original"
     if not args.no_finetune:
         with clock.phase("fine-tune"):

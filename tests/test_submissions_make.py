@@ -24,7 +24,7 @@ from arc_trm.distributed import ErrorOutput, Launched, run_on_processes
 from arc_trm.grids import load_challenges
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
-from submissions import make
+from submissions import make, runners
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -281,7 +281,7 @@ def test_two_processes_fine_tune_and_predict_under_accelerate_launch(tiny_model,
 def test_a_failed_launch_reads_out_of_memory_from_its_output(monkeypatch):
     """A launch that died of an out-of-memory error is retried like one; any other failure is one line."""
     replies = iter([Launched(1, True, "ChildFailedError ...\n"), Launched(1, False, "Traceback ...\nValueError: bad\n\n")])
-    monkeypatch.setattr(make, "run_on_processes", lambda *args, **kwargs: next(replies))
+    monkeypatch.setattr(runners, "run_on_processes", lambda *args, **kwargs: next(replies))
     runner, settings = make.LaunchedRunner(2, make.Clock(60.0)), make.PredictArgs(checkpoint="m", split="s", out="o")
     with pytest.raises(torch.cuda.OutOfMemoryError, match="ran out of memory"):
         runner.predict(settings)
