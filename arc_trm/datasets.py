@@ -46,6 +46,8 @@ def load_split(name: str) -> list[Task]:
 def resolve(source: str | os.PathLike, solutions: str | os.PathLike | None = None) -> list[Task]:
     """Tasks from a split name or a path (folder, task file, Kaggle challenges file)."""
     if isinstance(source, str) and source in SPLITS:
+        if solutions is not None:
+            raise DataError(f"{solutions}: a solutions file goes with a challenges file, not with the split name {source}")
         return load_split(source)
     path = Path(source)
     if not path.exists():

@@ -47,6 +47,14 @@ def nonempty_path(text: str) -> Path:
     return Path(text)
 
 
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace, rules: dict[str, tuple[bool, str]]) -> None:
+    """`rules` maps an option (`--n`) to (holds, what is allowed); the first that does not hold is the
+    usage error, naming that option and its value."""
+    for option, (holds, allowed) in rules.items():
+        if not holds:
+            parser.error(f"{option} {getattr(args, option.lstrip('-').replace('-', '_'))}: must be {allowed}")
+
+
 MAX_LINE = 600
 """An error line is cut to this many characters (long paths fit): a message quoting a whole input line stays readable."""
 

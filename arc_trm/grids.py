@@ -203,6 +203,6 @@ def load_tasks(path: str | Path, solutions: str | Path | None = None) -> list[Ta
     if path.is_dir():
         return load_task_folder(path)
     obj = read_json(path)
-    if isinstance(obj, dict) and "train" in obj and "test" in obj:
-        return [parse_task(path.stem, obj, path)]
+    if isinstance(obj, dict) and ("test" in obj or isinstance(obj.get("train"), list)):
+        return [parse_task(path.stem, obj, path)]  # a task file (a missing key is reported as such)
     return _challenges(obj, path, solutions if solutions is not None else solutions_beside(path))

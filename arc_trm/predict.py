@@ -350,8 +350,11 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
     test CSV holds the answers, OUT/report.json from `evaluation.tracks`."""
     from arc_trm.config import DataConfig
     from arc_trm.data.sources import build_test_source
+    from arc_trm.datasets import SPLITS
     from evaluation.tracks import PREDICTIONS_HEADER, format_track_report, score_track_file
 
+    if args.split in SPLITS or args.split.endswith(".json"):
+        raise ConfigError(f"checkpoint={args.checkpoint}: a {track} model; split= must be a {track} test.csv or its folder")
     module = __import__(f"arc_trm.data.{track}", fromlist=["tokens_to_string"])
     test_source = build_test_source(DataConfig(track=track, path=args.split), model.config.seq_len, args.split)
     steps = args.steps or model.config.halt_max_steps

@@ -95,3 +95,36 @@ def test_submissions_make_refuses_nonsense_before_writing(tmp_path, extra, messa
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         make.parse_args(["--checkpoint", str(tmp_path), "--challenges", str(challenges), *out, *extra])
     assert not (tmp_path / "submission.json").exists() and challenges.read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        ("arc_trm.data.maze", ["generate", "--n", "2", "--out", "OUT", "--workers", "0"], "--workers 0: must be >= 1"),
+        ("arc_trm.data.sudoku", ["generate", "--n", "2", "--out", "OUT", "--test-fraction", "2"], "--test-fraction 2.0: must be in [0, 1]"),
+    ],
+)
+def test_generator_options_are_named_one_by_one(tmp_path, capsys, module, argv, message):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "out") if a == "OUT" else a for a in argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_task_file_without_test_pairs_is_named_as_a_task_file(tmp_path):
+    from arc_trm.datasets import resolve
+
+    path = tmp_path / "task.json"
+    path.write_text('{"train": [{"input": [[1]], "output": [[2]]}]}')
+    with pytest.raises(DataError, match="test") as error:
+        resolve(path)
+    assert "task train" not in str(error.value)
+
+
+def test_solutions_with_a_split_name_are_refused(tmp_path):
+    from arc_trm.datasets import resolve
+
+    with pytest.raises(DataError, match="goes with a challenges file"):
+        resolve("arc-agi-1/evaluation", tmp_path / "solutions.json")

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
 from arc_trm.data.generation import HEADER, in_task_order, split
 from arc_trm.data.stream import Examples
-from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
+from arc_trm.errors import ArgumentParser, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 CHARSET = "# SGo"
@@ -373,8 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.n < 1 or args.size < 2 or args.min_length < 1 or args.workers < 1 or not 0.0 <= args.test_fraction <= 1.0:
-        parser.error("--n, --min-length and --workers must be >= 1, --size >= 2 and --test-fraction in [0, 1]")
+    check_options(parser, args, {
+        "--n": (args.n >= 1, ">= 1"), "--size": (args.size >= 2, ">= 2"), "--min-length": (args.min_length >= 1, ">= 1"),
+        "--workers": (args.workers >= 1, ">= 1"), "--test-fraction": (0.0 <= args.test_fraction <= 1.0, "in [0, 1]"),
+    })
     if args.min_length >= args.size * args.size:
         parser.error(f"--min-length {args.min_length} leaves no room in a {args.size}x{args.size} maze")
     ensure_folder(args.out)

@@ -60,7 +60,7 @@ from arc_trm.data.sudoku_solver import (  # noqa: F401 (re-exported)
     rate,
     solve,
 )
-from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
+from arc_trm.errors import ArgumentParser, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
 
 SEQ_LEN = CELLS
@@ -296,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rate":
         print(rating_table(load_sudoku_csv(args.csv)))
         return 0
-    if args.n < 1 or not 0.0 <= args.test_fraction <= 1.0 or args.workers < 1 or args.patience < 1:
-        parser.error("--n, --workers and --patience must be >= 1 and --test-fraction in [0, 1]")
+    check_options(parser, args, {
+        "--n": (args.n >= 1, ">= 1"), "--workers": (args.workers >= 1, ">= 1"), "--patience": (args.patience >= 1, ">= 1"),
+        "--test-fraction": (0.0 <= args.test_fraction <= 1.0, "in [0, 1]"),
+    })
     ensure_folder(args.out)
     puzzles = generate(args.n, args.min_rating, args.seed, args.workers, args.patience)
     train, test = split(puzzles, args.test_fraction, args.seed)
