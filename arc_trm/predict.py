@@ -237,6 +237,7 @@ def predict_help() -> str:
     """`--help`: the usage line, then every argument with its type, default and meaning."""
     lines = [
         "usage: [accelerate launch -m | python -m] arc_trm.predict checkpoint=MODEL split=SPLIT out=FOLDER [key=value ...]",
+        "       (--key value and --key=value work too)",
         "",
         __doc__.split("\n\n")[0],
         "",
@@ -246,10 +247,27 @@ def predict_help() -> str:
     return "\n".join(lines)
 
 
+def key_value_pairs(argv: Sequence[str]) -> list[str]:
+    """`key=value` arguments, also written `--key value` or `--key=value` (dashes read as underscores):
+    the flag style of the other commands works here too."""
+    pairs, items = [], list(argv)
+    while items:
+        arg = items.pop(0)
+        if arg.startswith("--"):
+            key, sep, value = arg[2:].partition("=")
+            if not sep:
+                if not items:
+                    raise ConfigError(f"argument '{arg}' needs a value")
+                value = items.pop(0)
+            arg = f"{key.replace('-', '_')}={value}"
+        pairs.append(arg)
+    return pairs
+
+
 def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     args = PredictArgs()
     types = field_types(args)
-    for arg in argv:
+    for arg in key_value_pairs(argv):
         key, sep, value = arg.partition("=")
         if not sep or key not in types:
             raise ConfigError(f"argument '{arg}' is not one of {', '.join(f'{k}=...' for k in types)}")

@@ -447,3 +447,11 @@ def test_compiled_prediction_compiles_once_per_shape(model_dir, challenges, info
         (c.task_id, c.test_index, c.augmentation, c.step) for c in eager
     ]
     torch._dynamo.reset()
+
+
+def test_flag_style_arguments_mean_the_same():
+    from arc_trm.predict import parse_predict_args
+
+    flags = parse_predict_args(["--checkpoint", "m", "--split=s", "--out", "o", "--batch-size", "8", "policy=poe"])
+    pairs = parse_predict_args(["checkpoint=m", "split=s", "out=o", "batch_size=8", "policy=poe"])
+    assert flags == pairs and flags.batch_size == 8
