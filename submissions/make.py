@@ -447,7 +447,11 @@ def predict(
         missing = [task for task in chunk if task.id not in decoded and task.id not in report.predicted]
         too_big = {task.id for task in missing if not fits(task, canvas)}
         report.fall_back([task for task in missing if task.id in too_big], f"with a grid larger than the model's {canvas}x{canvas} canvas")
-        report.fall_back([task for task in missing if task.id not in too_big], "no prediction decoded")
+        unknown = {task.id for task in missing if task.id not in too_big and known and task.id not in known}
+        if not known:  # a model that knows no task (a slim copy, or one not fine-tuned) predicts none
+            unknown = {task.id for task in missing if task.id not in too_big}
+        report.fall_back([task for task in missing if task.id in unknown], "not known to the model (not fine-tuned on it)")
+        report.fall_back([task for task in missing if task.id not in too_big | unknown], "no prediction decoded")
         log.info(f"chunk {i + 1}/{len(chunks)}: {len(decoded)} of {len(chunk)} tasks predicted; {args.out} updated")
 
 
