@@ -237,7 +237,7 @@ def predict_help() -> str:
     """`--help`: the usage line, then every argument with its type, default and meaning."""
     lines = [
         "usage: [accelerate launch -m | python -m] arc_trm.predict checkpoint=MODEL split=SPLIT out=FOLDER [key=value ...]",
-        "       (--key value and --key=value work too)",
+        "(--key value and --key=value work too)",
         "",
         __doc__.split("\n\n")[0],
         "",
