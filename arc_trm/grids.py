@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -166,6 +166,22 @@ def load_solutions(path: str | Path) -> dict[str, list[Grid]]:
             raise DataError(f"{path}: task {task_id}: expected a non-empty list of output grids")
         solutions[task_id] = [parse_grid(g, f"{path}: task {task_id} solution[{i}]") for i, g in enumerate(outputs)]
     return solutions
+
+
+def kaggle_challenges(tasks: Sequence[Task]) -> dict[str, Any]:
+    """Tasks as a Kaggle challenges object (demo pairs and test inputs, no test outputs)."""
+    return {
+        task.id: {
+            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in task.train],
+            "test": [{"input": grid_to_list(p.input)} for p in task.test],
+        }
+        for task in tasks
+    }
+
+
+def kaggle_solutions(tasks: Sequence[Task]) -> dict[str, list[list[list[int]]]]:
+    """The test outputs of tasks that have them, as a Kaggle solutions object."""
+    return {task.id: [grid_to_list(p.output) for p in task.test] for task in tasks}
 
 
 def load_challenges(path: str | Path, solutions: str | Path | None = None) -> list[Task]:

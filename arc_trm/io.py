@@ -21,9 +21,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", str(path))
-    blocking = next((p for p in path.parents if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"cannot write: {blocking} is a file, not a folder", str(path))
+    refuse_file_in_the_way(path.parent, path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,13 +41,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def refuse_file_in_the_way(folder: Path, target: Path) -> None:
+    """A NotADirectoryError naming `target` when `folder`, or the nearest of its parents that exists,
+    is a file: then `folder` cannot be created and nothing can be written under it."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write: {blocking} is a file, not a folder", str(target))
+
+
 def ensure_folder(path: str | os.PathLike) -> Path:
     """Create the output folder `path` now, so that a command fails before its work, not after it; a
     file in the way is an OSError naming it."""
     path = Path(path)
-    blocking = next((p for p in (path, *path.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"cannot write: {blocking} is a file, not a folder", str(path))
+    refuse_file_in_the_way(path, path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -166,7 +166,7 @@ def write_held_out(run_dir: Path) -> tuple[Path, list]:
     from arc_trm.config import load_config_file
     from arc_trm.data.arc import PRESETS, arc_tasks
     from arc_trm.datasets import resolve
-    from arc_trm.grids import grid_to_list
+    from arc_trm.grids import kaggle_challenges, kaggle_solutions
     from arc_trm.io import atomic_write_json, read_json
 
     info = read_json(model_dir_of(run_dir) / "data.json")
@@ -175,15 +175,8 @@ def write_held_out(run_dir: Path) -> tuple[Path, list]:
     held = set(info["held_out"])
     chosen = [t for t in tasks if t.id in held and t.has_solutions]
     folder = run_dir / "held_out"
-    challenges = {
-        t.id: {
-            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in t.train],
-            "test": [{"input": grid_to_list(p.input)} for p in t.test],
-        }
-        for t in chosen
-    }
-    atomic_write_json(folder / "challenges.json", challenges)
-    atomic_write_json(folder / "solutions.json", {t.id: [grid_to_list(p.output) for p in t.test] for t in chosen})
+    atomic_write_json(folder / "challenges.json", kaggle_challenges(chosen))
+    atomic_write_json(folder / "solutions.json", kaggle_solutions(chosen))
     return folder / "challenges.json", chosen
 
 

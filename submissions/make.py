@@ -60,7 +60,7 @@ from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.arc import fits
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
-from arc_trm.grids import Task, grid_to_list, load_challenges
+from arc_trm.grids import Task, kaggle_challenges, load_challenges
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import fallback_submission, validate_submission, write_submission
@@ -151,17 +151,6 @@ def known_tasks(model: Path) -> set[str]:
     """Tasks the model has puzzle ids for; any other task is predicted with the blank id (near 0%)."""
     info = read_json(model / "data.json")
     return set(info.get("versions") or info.get("task_ids") or ())
-
-
-def challenges_json(tasks: Sequence[Task]) -> dict[str, Any]:
-    """Tasks as a Kaggle challenges object, without test outputs."""
-    return {
-        task.id: {
-            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in task.train],
-            "test": [{"input": grid_to_list(p.input)} for p in task.test],
-        }
-        for task in tasks
-    }
 
 
 def fingerprint(*parts: Any) -> str:
@@ -419,7 +408,7 @@ def predict(
         began = time.monotonic()
         chunk_dir = folder / f"chunk_{i:05d}"
         try:
-            atomic_write_json(chunk_dir / "tasks.json", challenges_json(chunk))
+            atomic_write_json(chunk_dir / "tasks.json", kaggle_challenges(chunk))
             out, batch = predict_halving_batch(
                 replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), runner
             )
@@ -473,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, _, info = load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
         if info.get("track", "arc") != "arc":
             raise ConfigError(f"--checkpoint {model}: a {info['track']} model, not an ARC one")
-        tasks_key = fingerprint(challenges_json(tasks))
+        tasks_key = fingerprint(kaggle_challenges(tasks))
         tasks_file = args.work / f"tasks-{tasks_key}.json"
         config = finetune_config(args, model, tasks_file, tasks_key)
         answers = Answers(args.work / f"answers-{fingerprint(tasks_key, model_identity(model), config.run.dir, command_identity(args))}.json")
@@ -499,7 +488,7 @@ def run_phases(
     """Fine-tune (unless told not to), then predict with the fine-tuned or the original model.
     Nothing here stops the command: every failure is noted and leaves the file as last written."""
     try:
-        atomic_write_json(tasks_file, challenges_json(tasks))
+        atomic_write_json(tasks_file, kaggle_challenges(tasks))
     except OSError as error:
         report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
         return

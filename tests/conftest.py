@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from arc_trm.datasets import load_split
-from arc_trm.grids import Task, grid_to_list
+from arc_trm.grids import Task, kaggle_challenges, kaggle_solutions
 
 SHARED_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 NO_SHARED_DATA = f"the shared data folder {SHARED_DATA} is missing (set ARC_TRM_SHARED_DATA)"
@@ -36,17 +36,9 @@ def arc1_tasks() -> tuple[list[Task], list[Task]]:
 
 def write_kaggle_pair(tasks: list[Task], folder: Path, name: str) -> tuple[Path, Path]:
     """`tasks` as Kaggle files NAME_challenges.json + NAME_solutions.json in `folder`."""
-    challenges = {
-        t.id: {
-            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in t.train],
-            "test": [{"input": grid_to_list(p.input)} for p in t.test],
-        }
-        for t in tasks
-    }
-    solutions = {t.id: [grid_to_list(p.output) for p in t.test] for t in tasks}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}_challenges.json").write_bytes(orjson.dumps(challenges))
-    (folder / f"{name}_solutions.json").write_bytes(orjson.dumps(solutions))
+    (folder / f"{name}_challenges.json").write_bytes(orjson.dumps(kaggle_challenges(tasks)))
+    (folder / f"{name}_solutions.json").write_bytes(orjson.dumps(kaggle_solutions(tasks)))
     return folder / f"{name}_challenges.json", folder / f"{name}_solutions.json"
 
 
