@@ -65,6 +65,12 @@ def one_line(message: str) -> str:
     return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
+def error_summary(error: BaseException) -> str:
+    """One line for an exception: its type and the first line of its message."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}"[:200] if first else type(error).__name__
+
+
 def os_error_line(error: OSError) -> str:
     """An operating-system error as `PATH: reason` (the path the user gave when the error knows it)."""
     reason = error.strerror or type(error).__name__

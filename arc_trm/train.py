@@ -31,7 +31,7 @@ from arc_trm.data.sources import build_source, build_test_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
-from arc_trm.errors import ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.errors import ConfigError, DataError, UserError, error_summary, exit_on_user_error
 from arc_trm.evaluate import evaluate_held_out
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
@@ -189,10 +189,8 @@ def read_checkpoint(path: Path, read: Callable[[], T]) -> T:
     try:
         return read()
     except Exception as error:  # torch, safetensors and pickle each raise their own kinds
-        detail = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
         raise DataError(
-            f"{path}: cannot resume from this checkpoint ({type(error).__name__}{': ' + detail if detail else ''}); "
-            "delete it to resume from an older one"
+            f"{path}: cannot resume from this checkpoint ({error_summary(error)}); delete it to resume from an older one"
         ) from None
 
 

@@ -59,7 +59,7 @@ from arc_trm.candidates import NO_GRID, load_candidates
 from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.arc import fits
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, error_summary, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, kaggle_challenges, load_challenges
 from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
@@ -243,12 +243,6 @@ class Report:
         self.blank_id += not known
 
 
-def describe(error: BaseException) -> str:
-    """One line for an exception: its type and the first line of its message."""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {first}"[:200] if first else type(error).__name__
-
-
 def format_seconds(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
@@ -324,7 +318,7 @@ class Answers:
         try:
             atomic_write_json(self.path, self.stored)
         except OSError as error:  # only re-runs lose: this run's file is already written
-            log.warning(f"cannot keep the answers in {self.path} ({describe(error)})")
+            log.warning(f"cannot keep the answers in {self.path} ({error_summary(error)})")
 
 
 def command_identity(args: argparse.Namespace) -> list[Any]:
@@ -342,7 +336,7 @@ def write_retrying(submission: Submission, path: Path, tasks: Sequence[Task]) ->
         retry=retry_if_exception_type(OSError),
         stop=stop_after_attempt(5),
         wait=wait_exponential(multiplier=0.5, max=8),
-        before_sleep=lambda state: log.warning(f"writing {path} failed ({describe(state.outcome.exception())}); retrying"),
+        before_sleep=lambda state: log.warning(f"writing {path} failed ({error_summary(state.outcome.exception())}); retrying"),
         reraise=True,
     )
     for attempt in retrying:
@@ -367,7 +361,7 @@ def finetune(config: Config, clock: Clock, report: Report, runner: Runner) -> Pa
         model = model_dir_of(runner.train(config))
     except Exception as error:  # any failure (out of memory, bad data, a bug) leaves the original model
         log.warning("fine-tuning failed", exc_info=True)
-        report.note(f"Fine-tuning failed ({describe(error)}); predicted with the original checkpoint.")
+        report.note(f"Fine-tuning failed ({error_summary(error)}); predicted with the original checkpoint.")
         return None
     finally:
         free_memory()
@@ -417,7 +411,7 @@ def predict(
             entries = {task_id: entry for task_id, entry in entries.items() if task_id in decoded}
         except Exception as error:  # one chunk's failure keeps its fallback; the next chunk may work
             log.warning(f"prediction of chunk {i} failed", exc_info=True)
-            report.fall_back(chunk, f"prediction failed ({describe(error)})")
+            report.fall_back(chunk, f"prediction failed ({error_summary(error)})")
             free_memory()
             continue
         finally:
@@ -426,7 +420,7 @@ def predict(
         try:
             write_retrying(updated, args.out, tasks)
         except (OSError, ValueError) as error:  # the file keeps its last good version
-            report.fall_back(chunk, f"writing failed ({describe(error)})")
+            report.fall_back(chunk, f"writing failed ({error_summary(error)})")
             continue
         submission = updated
         answers.save({task_id: entries[task_id] for task_id in decoded}, label)
@@ -472,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             write_retrying(submission, args.out, tasks)
         except OSError as error:
-            raise DataError(f"{args.out}: cannot write the submission ({describe(error)})") from None
+            raise DataError(f"{args.out}: cannot write the submission ({error_summary(error)})") from None
     if clock.remaining() <= 0:
         report.note("The time budget is spent: the fallback file stands.")
     else:
@@ -490,7 +484,7 @@ def run_phases(
     try:
         atomic_write_json(tasks_file, kaggle_challenges(tasks))
     except OSError as error:
-        report.note(f"Cannot write to the work folder {args.work} ({describe(error)}): the fallback file stands.")
+        report.note(f"Cannot write to the work folder {args.work} ({error_summary(error)}): the fallback file stands.")
         return
     # this module's train and predict_split, looked up now: a caller (a test) may have replaced them
     runner: Runner = InProcessRunner(train, predict_split) if args.processes == 1 else LaunchedRunner(args.processes, clock)
@@ -508,7 +502,7 @@ def run_phases(
             predict(tasks, model, label, args, tasks_key, submission, clock, report, runner, answers)
         except Exception as error:  # e.g. the model folder cannot be read: the file holds what was written
             log.warning("prediction failed", exc_info=True)
-            report.note(f"Prediction stopped ({describe(error)}).")
+            report.note(f"Prediction stopped ({error_summary(error)}).")
 
 
 if __name__ == "__main__":
