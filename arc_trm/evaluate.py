@@ -1,7 +1,7 @@
 """Evaluation during training (`arc_trm.train`, every `run.eval_every` steps and at the end): the
 held-out ARC test inputs (pass@1/2 of the reference vote over `run.eval_aug` augmentations, exact
 accuracy of the identity's last step) or the Sudoku / Maze test puzzles (exact and cell accuracy),
-with the inference of `arc_trm.predict`."""
+with the inference of `arc_trm.inference`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from accelerate.utils import gather_object
 from arc_trm.candidates import CandidateTable
 from arc_trm.config import Config
 from arc_trm.data.sources import build_test_source
+from arc_trm.inference import PuzzleIndex, predict_puzzles, predict_queries, queries, shard
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
-from arc_trm.predict import PuzzleIndex, predict_puzzles, predict_queries, queries, shard
 from arc_trm.tokens import IGNORE_LABEL
 from arc_trm.vote import pass_at_k, vote
 

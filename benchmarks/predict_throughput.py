@@ -5,7 +5,7 @@
     python benchmarks/predict_throughput.py --shapes tiny --no-record
     python benchmarks/predict_throughput.py --shapes arc1 --modes compiled --compile-scope block
 
-Times `arc_trm.predict.predict_queries` (all supervision steps without halting, argmax, decoding,
+Times `arc_trm.inference.predict_queries` (all supervision steps without halting, argmax, decoding,
 inverse augmentation, one Candidate per step) on real ARC-AGI-1 evaluation test inputs under sampled
 augmentations, with random weights (speed does not depend on them). Shapes:
 
@@ -36,10 +36,10 @@ import torch
 
 from arc_trm.config import load_config
 from arc_trm.datasets import resolve
+from arc_trm.inference import PuzzleIndex, predict_queries, queries
 from arc_trm.model.flops import flops_per_example_step, layer_passes
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
-from arc_trm.predict import PuzzleIndex, predict_queries, queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import (  # noqa: E402

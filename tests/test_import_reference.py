@@ -19,9 +19,9 @@ import torch
 from arc_trm.augment import Augmentation
 from arc_trm.checkpoint import load_model
 from arc_trm.import_reference import import_reference, main
+from arc_trm.inference import PuzzleIndex
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
-from arc_trm.predict import PuzzleIndex
 
 SMALL = ModelConfig(seq_len=100, hidden=64, heads=4, T=2, n=2)  # canvas 10, prefix 16 as the reference
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -27,10 +27,10 @@ from arc_trm.checkpoint import load_model
 from arc_trm.datasets import resolve
 from arc_trm.distributed import free_port
 from arc_trm.grids import parse_task
+from arc_trm.inference import PuzzleIndex, Version, predict_queries, queries, run_steps
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
-from arc_trm.predict import PuzzleIndex, Version, predict_queries, queries, run_steps
 from arc_trm.submission import attempts_from_rankings, validate_submission
 from arc_trm.tokens import decode_grid
 from arc_trm.vote import vote
