@@ -3,8 +3,8 @@
     accelerate launch -m arc_trm.train preset=arc1 train.global_batch=384 model.n=6
 
 `preset=NAME` loads `arc_trm/presets/NAME.yaml` (default `tiny`); every other argument is
-`section.field=value`, parsed by the field's type. Unknown keys and values that do not parse are a
-`ConfigError` naming the key.
+`section.field=value` (or `--section.field value`), parsed by the field's type. Unknown keys and
+values that do not parse are a `ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -204,11 +204,28 @@ def from_dict(values: dict[str, Any], config: Config, source: str = "config") ->
     return config
 
 
-def load_config(argv: list[str]) -> Config:
+def key_value_pairs(argv: Sequence[str]) -> list[str]:
+    """`key=value` arguments, also written `--key value` or `--key=value` (dashes read as underscores):
+    the flag style of the other commands works for training and prediction too."""
+    pairs, items = [], list(argv)
+    while items:
+        arg = items.pop(0)
+        if arg.startswith("--"):
+            key, sep, value = arg[2:].partition("=")
+            if not sep:
+                if not items:
+                    raise ConfigError(f"argument '{arg}' needs a value")
+                value = items.pop(0)
+            arg = f"{key.replace('-', '_')}={value}"
+        pairs.append(arg)
+    return pairs
+
+
+def load_config(argv: Sequence[str]) -> Config:
     """A preset (`preset=NAME`, default tiny) or a whole config file (`config=PATH`, e.g. a run's
-    config.yaml), then `section.field=value` overrides in order."""
+    config.yaml), then `section.field=value` overrides in order (`--section.field value` too)."""
     pairs = []
-    for arg in argv:
+    for arg in key_value_pairs(argv):
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise ConfigError(f"argument '{arg}' is not key=value (e.g. preset=arc1 train.steps=1000)")
@@ -257,6 +274,7 @@ def config_help(command: str, what: str) -> str:
     config = Config()
     lines = [
         f"usage: {command} [preset=NAME | config=FILE] [section.key=value ...]",
+        "(--key value and --key=value work too)",
         "",
         what,
         "",

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from arc_trm.candidates import CandidateTable, load_candidates, save_candidates, save_log_probs
 from arc_trm.checkpoint import load_model
-from arc_trm.config import describe_fields, field_types, parse_value
+from arc_trm.config import describe_fields, field_types, key_value_pairs, parse_value
 from arc_trm.datasets import resolve
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
@@ -76,23 +76,6 @@ def predict_help() -> str:
         *describe_fields(PredictArgs()),
     ]
     return "\n".join(lines)
-
-
-def key_value_pairs(argv: Sequence[str]) -> list[str]:
-    """`key=value` arguments, also written `--key value` or `--key=value` (dashes read as underscores):
-    the flag style of the other commands works here too."""
-    pairs, items = [], list(argv)
-    while items:
-        arg = items.pop(0)
-        if arg.startswith("--"):
-            key, sep, value = arg[2:].partition("=")
-            if not sep:
-                if not items:
-                    raise ConfigError(f"argument '{arg}' needs a value")
-                value = items.pop(0)
-            arg = f"{key.replace('-', '_')}={value}"
-        pairs.append(arg)
-    return pairs
 
 
 def parse_predict_args(argv: Sequence[str]) -> PredictArgs:

@@ -23,12 +23,12 @@ from arc_trm.errors import ArgumentParser, exit_on_user_error, nonempty_path
 KEPT_INFO = ("track", "canvas", "seq_len", "vocab_size")
 
 
-def slim_export(model_path: str | Path, out: str | Path) -> Path:
-    """Write the fine-tuning-only copy of the exported model at `model_path` to `out`."""
-    model, table, info = load_model(model_path)
+def slim_export(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the fine-tuning-only copy of the exported model at `checkpoint` to `out`."""
+    model, table, info = load_model(checkpoint)
     rows = torch.stack([table.weights[0], table.mean_row()])
     slim_info = {key: info[key] for key in KEPT_INFO if key in info}
-    slim_info.update(num_puzzle_ids=2, source=str(Path(model_path).resolve()), finetune_only=True)
+    slim_info.update(num_puzzle_ids=2, source=str(Path(checkpoint).resolve()), finetune_only=True)
     return export_model(Path(out), model, rows, slim_info)
 
 
@@ -39,11 +39,11 @@ def folder_bytes(folder: Path) -> int:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m arc_trm.slim_export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="an exported model folder (runs/NAME/model) or its run directory")
+    parser.add_argument("checkpoint", help="an exported model folder (runs/NAME/model) or its run directory")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the slim copy")
     args = parser.parse_args(argv)
-    out = slim_export(args.model, args.out)
-    source = Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else Path(args.model)
+    out = slim_export(args.checkpoint, args.out)
+    source = Path(args.checkpoint) / "model" if (Path(args.checkpoint) / "model").is_dir() else Path(args.checkpoint)
     print(f"wrote {out}: {folder_bytes(out) / 2**20:.1f} MiB (the full model: {folder_bytes(source) / 2**20:.1f} MiB)")
     return 0
 

@@ -28,6 +28,20 @@ def test_overrides_are_typed_and_applied_in_order():
     assert config.run.dir == "runs/x" and config.train.steps == 1000
 
 
+def test_flag_style_arguments_give_the_same_config():
+    pairs = load_config(["preset=arc1", "train.max_minutes=5", "model.n=6", "train.ema=false"])
+    flags = load_config(["--preset", "arc1", "--train.max-minutes", "5", "--model.n=6", "--train.ema", "false"])
+    assert flags == pairs and flags.train.max_minutes == 5.0
+
+
+def test_a_trailing_flag_without_a_value_is_one_error(capsys):
+    from arc_trm.train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preset=tiny", "--train.steps"])
+    assert exit_info.value.code == 2 and capsys.readouterr().err == "error: argument '--train.steps' needs a value\n"
+
+
 @pytest.mark.parametrize(
     "arg,message",
     [
