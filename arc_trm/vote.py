@@ -279,16 +279,18 @@ def compare_policies(
     log_probs: LogProbs | None = None,
     ks: Iterable[int] = DEFAULT_KS,
     pool_checkpoints: bool = False,
+    source: str = "candidates",
 ) -> list[dict]:
     """pass@K of each policy: rows `{"policy": name, "pass@1": float, ...}`.
 
     Default policies: reference, halt_weighted, first_halt, and poe when `log_probs` is given.
+    `source` names the candidates (their file) in the errors about tasks the split lacks.
     """
     if policies is None:
         policies = [name for name in POLICIES if name != "poe" or log_probs is not None]
     if "poe" in policies and log_probs is None:
         raise ConfigError("policy 'poe' needs log-probabilities (--log-probs FILE)")
-    _check_tasks_known(table, tasks)
+    _check_tasks_known(table, tasks, source)
     ks = tuple(ks)
     rows = []
     for name in policies:
@@ -298,17 +300,17 @@ def compare_policies(
     return rows
 
 
-def _check_tasks_known(table: CandidateTable, tasks: Sequence[Task]) -> None:
+def _check_tasks_known(table: CandidateTable, tasks: Sequence[Task], source: str) -> None:
     """Candidates for tasks outside the split mean the wrong split (or file) was given."""
     known = {task.id: len(task.test) for task in tasks}
     unknown = sorted({table.task_ids[t] for t in np.unique(table.task)} - set(known))
     if unknown:
-        raise DataError(f"candidates name {len(unknown)} task(s) not in the split, e.g. {unknown[0]}")
+        raise DataError(f"{source}: names {len(unknown)} task(s) not in the split, e.g. {unknown[0]}")
     inputs = np.array([known[table.task_ids[t]] for t in table.task], dtype=np.int64)
     outside = np.flatnonzero((table.test_index < 0) | (table.test_index >= inputs))
     if outside.size:
         row = int(outside[0])
-        raise DataError(f"candidates name test input {int(table.test_index[row])} of task {table.task_ids[table.task[row]]}, "
+        raise DataError(f"{source}: names test input {int(table.test_index[row])} of task {table.task_ids[table.task[row]]}, "
                         f"which has {inputs[row]} test input(s)")
 
 
@@ -330,7 +332,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("candidates", help="candidates Parquet file written by arc_trm.predict")
     parser.add_argument("--split", required=True, help="split name (e.g. arc-agi-1/evaluation) or task path")
-    parser.add_argument("--solutions", default=None, help="Kaggle solutions file, when --split is a challenges file")
+    parser.add_argument("--solutions", default=None,
+                        help="Kaggle solutions file for a --split that is a challenges file (refused with any other --split)")
     parser.add_argument("--policies", default=None, help=f"comma-separated, from {', '.join(POLICIES)}")
     parser.add_argument("--log-probs", default=None, help="log-probabilities Parquet file, enables 'poe'")
     parser.add_argument("--pool-checkpoints", action="store_true", help="vote across several checkpoints")
@@ -367,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = load_candidates(args.candidates)
     tasks = resolve(args.split, args.solutions)
     log_probs = None if args.log_probs is None else load_log_probs(args.log_probs)
-    rows = compare_policies(table, tasks, policies, log_probs, pool_checkpoints=args.pool_checkpoints)
+    rows = compare_policies(table, tasks, policies, log_probs, pool_checkpoints=args.pool_checkpoints, source=args.candidates)
     print(f"{len(table)} candidates, {len(tasks)} tasks")
     print(format_comparison(rows))
     if args.render:

@@ -138,19 +138,21 @@ def _task_outputs(task: Task, entries: list[dict], warnings: list[str]) -> list[
     ]
 
 
-def score_submission(submission: dict, tasks: list[Task]) -> dict:
+def score_submission(submission: dict, tasks: list[Task], truth: str | None = None) -> dict:
     """Score `submission` against `tasks` (which must carry their test outputs); see the module rules.
+    `truth` names where the tasks came from (a file, a split) in the errors about them.
 
     Returns `{"score", "output_score", "strict_score", "n_tasks", "n_outputs",
     "tasks": {id: {"score", "outputs": [bool, ...]}}, "missing", "extra", "warnings"}`.
     """
     submission = check_submission(submission, "submission")
+    where = f"{truth}: " if truth else ""
     if not tasks:
-        raise DataError("no tasks to score")
+        raise DataError(f"{where}no tasks to score")
     for task in tasks:
         if not task.has_solutions:
             raise DataError(
-                f"task {task.id} has no test outputs, so it cannot be scored "
+                f"{where}task {task.id} has no test outputs, so it cannot be scored "
                 "(give a solutions file, or a challenges file with its *_solutions.json beside it)"
             )
     warnings: list[str] = []

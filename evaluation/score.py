@@ -105,7 +105,8 @@ def score_arc(args: argparse.Namespace) -> str:
             f"--render needs the task inputs, which the solutions file {args.solutions} alone does not hold; "
             "pass the challenges file (with *_solutions.json beside it) or a task folder"
         )
-    report = score_submission(submission, tasks)
+    truth = f"split {args.split}" if args.split is not None else str(args.solutions)
+    report = score_submission(submission, tasks, truth)
     text = format_report(report)
     if args.render is not None:
         drawn = render_unsolved(report, submission, tasks, args.render)

@@ -102,6 +102,11 @@ def test_submissions_make_refuses_nonsense_before_writing(tmp_path, extra, messa
     [
         ("arc_trm.data.maze", ["generate", "--n", "2", "--out", "OUT", "--workers", "0"], "--workers 0: must be >= 1"),
         ("arc_trm.data.sudoku", ["generate", "--n", "2", "--out", "OUT", "--test-fraction", "2"], "--test-fraction 2.0: must be in [0, 1]"),
+        ("arc_trm.data.sudoku", ["generate", "--n", "2", "--out", "OUT", "--min-rating", "-5"], "--min-rating -5: must be >= 0"),
+        ("arc_trm.data.sudoku", ["generate", "--n", "2", "--out", "OUT", "--seed", "-1"], "--seed -1: must be >= 0"),
+        ("arc_trm.data.maze", ["generate", "--n", "2", "--out", "OUT", "--size", "9" * 20], f"--size {'9' * 20}: must be in [2, 100]"),
+        ("arc_trm.data.maze", ["generate", "--n", "2", "--out", "OUT", "--seed", "-1"], "--seed -1: must be >= 0"),
+        ("arc_trm.data.arc", ["--preset", "arc1", "--out", "OUT", "--canvas", "0"], "--canvas 0: must be in [1, 30]"),
     ],
 )
 def test_generator_options_are_named_one_by_one(tmp_path, capsys, module, argv, message):
@@ -128,3 +133,68 @@ def test_solutions_with_a_split_name_are_refused(tmp_path):
 
     with pytest.raises(DataError, match="goes with a challenges file"):
         resolve("arc-agi-1/evaluation", tmp_path / "solutions.json")
+
+
+def run_main(main, argv, capsys) -> str:
+    """The one `error:` line of a command line refused with exit code 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def task_with_outputs(task_id: str) -> Task:
+    return Task(task_id, (Pair(np.ones((1, 1), np.uint8), np.ones((1, 1), np.uint8)),),
+                (Pair(np.ones((1, 1), np.uint8), np.ones((1, 1), np.uint8)),))
+
+
+def test_score_names_the_solutions_that_hold_no_tasks_or_no_outputs(tmp_path, capsys):
+    from evaluation.score import main as score
+
+    submission = tmp_path / "submission.json"
+    submission.write_text("{}")
+    empty = tmp_path / "empty_solutions.json"
+    empty.write_text("{}")
+    assert f"{empty}: no tasks to score" in run_main(score, [submission, "--solutions", empty], capsys)
+    challenges = tmp_path / "c_challenges.json"  # no c_solutions.json beside it
+    challenges.write_text('{"t": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}')
+    assert f"{challenges}: task t has no test outputs" in run_main(score, [submission, "--solutions", challenges], capsys)
+
+
+def test_vote_names_the_candidates_file_whose_tasks_the_split_lacks(tmp_path, capsys):
+    from conftest import write_kaggle_pair
+
+    from arc_trm.vote import main as vote
+
+    candidates = candidates_file(tmp_path)  # task "t"
+    challenges, _ = write_kaggle_pair([task_with_outputs("other")], tmp_path, "x")
+    err = run_main(vote, [candidates, "--split", challenges], capsys)
+    assert f"{candidates}: names 1 task(s) not in the split" in err
+
+
+def test_vote_refuses_solutions_that_a_task_folder_would_ignore(tmp_path, capsys):
+    from conftest import write_kaggle_pair
+
+    from arc_trm.vote import main as vote
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "t.json").write_text('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]}')
+    _, solutions = write_kaggle_pair([task_with_outputs("t")], tmp_path, "x")
+    err = run_main(vote, [candidates_file(tmp_path), "--split", folder, "--solutions", solutions], capsys)
+    assert f"{solutions}: a solutions file goes with a challenges file, not with the task folder {folder}" in err
+
+
+def test_a_fractional_or_wrapping_step_is_not_read_as_a_duplicate(tmp_path):
+    path = candidates_file(tmp_path)
+    arrow = pq.read_table(path)
+    index = arrow.schema.get_field_index("step")
+    for kind, step, message in [(pa.float64(), 1.5, "must hold whole numbers"), (pa.int64(), 65537, "holds 65537: step must be a whole number")]:
+        changed = arrow.set_column(index, pa.field("step", kind), pa.array([step], type=kind))
+        pq.write_table(changed.replace_schema_metadata(arrow.schema.metadata), path)
+        with pytest.raises(DataError, match=f"{path}: .*{message}"):
+            load_candidates(path)
+    grid = np.array([[1]], dtype=np.uint8)
+    with pytest.raises(ValueError, match="holds 1.5: step must be a whole number"):
+        CandidateTable.from_candidates([Candidate("t", 0, 0, 1, 0.5, grid, "c"), Candidate("t", 0, 0, 1.5, 0.5, grid, "c")])

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from arc_trm.augment import Augmentation, augmentation_table, dihedral_transform, sample_offsets
 from arc_trm.data.stream import Examples
 from arc_trm.datasets import resolve
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
 from arc_trm.io import atomic_write_json, ensure_folder, read_json
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
@@ -488,8 +488,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concept", default=None, help="ConceptARC Kaggle-format challenges file to add to training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not 1 <= args.canvas <= MAX_SIDE or args.num_aug < 0 or args.seed < 0:
-        parser.error(f"--canvas must be 1..{MAX_SIDE}, --num-aug and --seed >= 0")
+    check_options(parser, args, {
+        "--canvas": (1 <= args.canvas <= MAX_SIDE, f"in [1, {MAX_SIDE}]"), "--num-aug": (args.num_aug >= 0, ">= 0"),
+        "--seed": (args.seed >= 0, ">= 0"),
+    })
     created = not Path(args.out).exists()
     ensure_folder(args.out)
     try:

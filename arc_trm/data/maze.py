@@ -42,6 +42,7 @@ CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = CHARSET
 VOCAB_SIZE = 6  # PAD 0, then CHARSET[i] -> i + 1
 DEFAULT_SIZE = 30
+MAX_SIZE = 100  # one token per cell: 10,000 tokens, far past Maze-Hard's 900; the generator's BFS slows as side^2
 DEFAULT_MIN_LENGTH = 110
 MAX_DRAWS = 2000
 WALL_FRACTION = (0.3, 0.5)  # num_walls ~ U{270..450} on 30x30
@@ -363,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--min-length", type=int, default=DEFAULT_MIN_LENGTH,
                      help=f"keep shortest paths of MORE than this many cells, S and G included (default {DEFAULT_MIN_LENGTH})")
-    gen.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"maze side (default {DEFAULT_SIZE})")
+    gen.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"maze side, 2..{MAX_SIZE} (default {DEFAULT_SIZE})")
     gen.add_argument("--test-fraction", type=float, default=0.5)
     gen.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
     return parser
@@ -374,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_options(parser, args, {
-        "--n": (args.n >= 1, ">= 1"), "--size": (args.size >= 2, ">= 2"), "--min-length": (args.min_length >= 1, ">= 1"),
+        "--n": (args.n >= 1, ">= 1"), "--size": (2 <= args.size <= MAX_SIZE, f"in [2, {MAX_SIZE}]"),
+        "--min-length": (args.min_length >= 1, ">= 1"), "--seed": (args.seed >= 0, ">= 0"),
         "--workers": (args.workers >= 1, ">= 1"), "--test-fraction": (0.0 <= args.test_fraction <= 1.0, "in [0, 1]"),
     })
     if args.min_length >= args.size * args.size:

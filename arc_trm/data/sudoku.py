@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         print(rating_table(load_sudoku_csv(args.csv)))
         return 0
     check_options(parser, args, {
-        "--n": (args.n >= 1, ">= 1"), "--workers": (args.workers >= 1, ">= 1"), "--patience": (args.patience >= 1, ">= 1"),
+        "--n": (args.n >= 1, ">= 1"), "--min-rating": (args.min_rating >= 0, ">= 0"), "--seed": (args.seed >= 0, ">= 0"),
+        "--workers": (args.workers >= 1, ">= 1"), "--patience": (args.patience >= 1, ">= 1"),
         "--test-fraction": (0.0 <= args.test_fraction <= 1.0, "in [0, 1]"),
     })
     ensure_folder(args.out)
