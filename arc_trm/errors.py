@@ -80,12 +80,17 @@ def os_error_line(error: OSError) -> str:
 def exit_on_user_error(main: F) -> F:
     """Run `main`; on `UserError` print `error: <message>` to stderr and exit 2. An `OSError` that
     reaches here (an unwritable or full output location, a folder where a file was expected) is the
-    user's environment, not a bug: one line naming the path, exit 2."""
+    user's environment, not a bug: one line naming the path, exit 2. A reader that left early
+    (`--help | head`) is not an error: the rest of the output is dropped, exit 0."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
+        except BrokenPipeError:
+            # stdout's pipe is closed: point it at /dev/null so that the flush at exit raises nothing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except UserError as error:
             report(one_line(str(error)), every_process=not isinstance(error, ConfigError))
         except OSError as error:

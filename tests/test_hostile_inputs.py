@@ -3,6 +3,9 @@ input: each is now one error naming the file or key (the CLI turns it into one `
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -198,3 +201,12 @@ def test_a_fractional_or_wrapping_step_is_not_read_as_a_duplicate(tmp_path):
     grid = np.array([[1]], dtype=np.uint8)
     with pytest.raises(ValueError, match="holds 1.5: step must be a whole number"):
         CandidateTable.from_candidates([Candidate("t", 0, 0, 1, 0.5, grid, "c"), Candidate("t", 0, 0, 1.5, 0.5, grid, "c")])
+
+
+@pytest.mark.parametrize("module", ["arc_trm.train", "arc_trm.predict", "arc_trm.vote", "evaluation.score"])
+def test_a_reader_that_leaves_early_is_not_an_error(module):
+    """`--help | head`: the pipe is closed before the command writes; no traceback, no error, exit 0."""
+    process = subprocess.Popen([sys.executable, "-m", module, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr.decode()) == (0, "")
