@@ -57,9 +57,9 @@ from common import (  # noqa: E402
     timed,
 )
 
-# Projection inputs (sources: ../shared/reference/peers.md, trm.md)
-H100_TRAIN_EXAMPLE_STEPS = 800.0  # reference training, example-steps/s per H100 (Trelis; peers.md "best per-GPU H100 figure")
-L4_PER_H100 = 1 / 8  # L4 ~ 1/8 H100 in bf16 (peers.md)
+# Projection inputs (sources: docs/model.md#published-figures-this-project-relies-on)
+H100_TRAIN_EXAMPLE_STEPS = 800.0  # reference training, example-steps/s per H100 (Trelis / McGovern, arXiv 2511.02886)
+L4_PER_H100 = 1 / 8  # L4 ~ 1/8 H100 in bf16 (NVIDIA data sheets: 121 vs 989 dense TFLOP/s)
 KAGGLE_L4S = 4
 ARC2_TEST_INPUTS = 167  # ARC-AGI-2 evaluation: 120 tasks, 167 test inputs
 AUGMENTATIONS = 1001  # identity + 1000
@@ -135,17 +135,17 @@ def projection() -> list[str]:
         "",
         "**Projection (not a measurement): ARC-AGI-2 evaluation on Kaggle's 4 x L4, arc1 shape, bf16.**",
         f"- work: {ARC2_TEST_INPUTS} test inputs (120 tasks) x {AUGMENTATIONS} augmentations x {STEPS} steps = {work:,} example-steps (candidates)",
-        f"- assumed: the reference trains at ~{H100_TRAIN_EXAMPLE_STEPS:.0f} example-steps/s per H100 (peers.md, Trelis); "
+        f"- assumed: the reference trains at ~{H100_TRAIN_EXAMPLE_STEPS:.0f} example-steps/s per H100 (Trelis, arXiv 2511.02886); "
         f"a training step is {train_passes} layer-pass equivalents (T(n+1)x2 = {infer_passes} forward + 2 x (n+1)x2 = "
         f"{train_passes - infer_passes} for the backward of the last cycle only), an inference step {infer_passes}; "
         f"so inference ~ {H100_TRAIN_EXAMPLE_STEPS:.0f} x {train_passes}/{infer_passes} = {h100:,.0f} example-steps/s per H100; "
-        f"L4 ~ 1/8 H100 bf16 (peers.md); batches large enough to reach the training efficiency",
+        f"L4 ~ 1/8 H100 bf16 (data sheets); batches large enough to reach the training efficiency",
         f"- 4 x L4: {h100:,.0f} x 1/8 x 4 = {kaggle:,.0f} example-steps/s -> {work:,} / {kaggle:,.0f} = "
         f"{work / kaggle:,.0f} s = **{work / kaggle / 60:.0f} min**",
         f"- with the cruder 'inference = 1/3 of a training step' rule (backward = 2 x forward over the whole step, "
         f"which over-counts: TRM back-propagates only the last of its T cycles): {H100_TRAIN_EXAMPLE_STEPS:.0f} x 3 x 1/8 x 4 = "
         f"{kaggle_third:,.0f} /s -> {work / kaggle_third / 60:.0f} min",
-        f"- cross-check: Trelis report ~1 h of inference on 4 x L4 with 256-512 augmentations (peers.md); this projection gives "
+        f"- cross-check: Trelis report ~1 h of inference on 4 x L4 with 256-512 augmentations (arXiv 2511.02886); this projection gives "
         f"{ARC2_TEST_INPUTS * 513 * STEPS / kaggle / 60:.0f} min for 512, so expect real runs up to ~2x slower than projected",
         "- not included: loading the ~2.6 GB puzzle table, CPU decoding/voting, and the test-time fine-tuning that "
         "new (hidden) tasks need before their puzzle ids mean anything",

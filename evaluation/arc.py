@@ -5,7 +5,7 @@
     print(format_report(report))
 
 A submission maps task id -> list (one entry per test input, in order) of
-`{"attempt_1": grid, "attempt_2": grid}`. Rules (DESIGN.md "Scoring", peers.md §1):
+`{"attempt_1": grid, "attempt_2": grid}`. Rules (docs/scoring.md):
 
 - a test output is solved when attempt_1 or attempt_2 equals the truth exactly (shape and values);
   other keys (attempt_3, ...) never count;

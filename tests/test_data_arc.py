@@ -349,7 +349,7 @@ def test_load_rejects_missing_folder(tmp_path):
 
 
 def test_cli_builds_and_reports_errors(tmp_path, capsys):
-    main(["--preset", "arc1", "--out", str(tmp_path / "arc1"), "--num-aug", "2", "--canvas", "6"])
+    main(["--tasks", "arc1", "--out", str(tmp_path / "arc1"), "--num-aug", "2", "--canvas", "6"])
     loaded = ArcSource.load(tmp_path / "arc1")
     assert loaded.canvas == 6 and loaded.num_aug == 2 and len(loaded) > 0 and len(loaded.skipped) > 0
     assert "puzzle ids" in capsys.readouterr().out

@@ -1,8 +1,9 @@
-"""Importing reference TRM checkpoints: the reference's state-dict names (trm.md §9) -> our exported model.
+"""Importing reference TRM checkpoints: the reference's state-dict names -> our exported model.
 
 A "reference checkpoint" here is one of our models saved under the reference's key names, exactly as
-trm.md §9 lists them (written out below, independently of the importer's own rename table), so the
-imported model must compute the same outputs as the model it came from.
+the reference code (SamsungSAILMontreal/TinyRecursiveModels) names them (written out below,
+independently of the importer's own rename table), so the imported model must compute the same
+outputs as the model it came from.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ IDENTIFIERS = [
 
 
 def reference_state_dict(model: TRM, table: PuzzleEmbedding, compiled: bool) -> dict[str, torch.Tensor]:
-    """Our weights under the reference's names (trm.md §9): `model.inner.` prefix (after `_orig_mod.`
+    """Our weights under the reference's names: `model.inner.` prefix (after `_orig_mod.`
     when compiled), H_init/L_init (bf16 buffers) for y_init/z_init, `L_level.layers.N.` for `blocks.N.`,
     the puzzle table as `puzzle_emb.weights`."""
     prefix = ("_orig_mod." if compiled else "") + "model.inner."
@@ -148,7 +149,7 @@ def test_puzzle_index_follows_the_identifiers(tmp_path, small_reference):
 
 
 def test_mlp_t_sudoku_variant_imports_with_its_config(tmp_path):
-    # the reference Sudoku-MLP shape (trm.md §1, §9): vocab 11, 81 cells + 16 prefix, mlp_t, no positions
+    # the reference Sudoku-MLP shape: vocab 11, 81 cells + 16 prefix, mlp_t, no positions
     config = ModelConfig(vocab_size=11, seq_len=81, mixer="mlp_t", pos_encodings="none", T=1, n=1)
     model, table = reference_model(config, num_ids=1)
     state = reference_state_dict(model, table, compiled=True)
@@ -159,7 +160,7 @@ def test_mlp_t_sudoku_variant_imports_with_its_config(tmp_path):
     imported, imported_table, info = load_model(import_reference(tmp_path / "sudoku.pt", tmp_path / "out", T=1, n=1))
     c = imported.config
     assert (c.vocab_size, c.seq_len, c.hidden, c.mixer, c.pos_encodings, c.puzzle_emb_len) == (11, 81, 512, "mlp_t", "none", 16)
-    assert imported.num_parameters() == 5_028_866  # the reference's Sudoku-MLP count (trm.md §1)
+    assert imported.num_parameters() == 5_028_866  # the reference's Sudoku-MLP count
     assert imported_table.weights.shape == (1, 512) and "versions" not in info
 
     inputs = torch.randint(1, 11, (2, 81), generator=torch.Generator().manual_seed(2))

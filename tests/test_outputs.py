@@ -17,7 +17,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 COMMANDS = {
     "sudoku generator": ["arc_trm.data.sudoku", "generate", "--n", "2", "--min-rating", "0", "--workers", "1", "--out", "{out}"],
     "maze generator": ["arc_trm.data.maze", "generate", "--n", "2", "--size", "8", "--min-length", "1", "--workers", "1", "--out", "{out}"],
-    "ARC data build": ["arc_trm.data.arc", "--preset", "arc1", "--num-aug", "0", "--canvas", "4", "--out", "{out}"],
+    "ARC data build": ["arc_trm.data.arc", "--tasks", "arc1", "--num-aug", "0", "--canvas", "4", "--out", "{out}"],
     "training run.dir": ["arc_trm.train", "data.max_tasks=2", "data.num_aug=0", "run.tracker=none", "run.dir={out}"],
 }
 

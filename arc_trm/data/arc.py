@@ -3,7 +3,7 @@ and a build step that persists the base tasks as an HF `datasets` folder.
 
 Build once, train anywhere (every rank memory-maps the same Arrow files):
 
-    python -m arc_trm.data.arc --preset arc1 --out data/arc1 [--num-aug 1000] [--seed 0] [--canvas 30]
+    python -m arc_trm.data.arc --tasks arc1 --out data/arc1 [--num-aug 1000] [--seed 0] [--canvas 30]
         [--concept /path/to/arc-agi_concept_challenges.json]
 
 As the reference (`build_arc_dataset.py`): the demonstration pairs of every task are trained on; the
@@ -480,7 +480,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(
         prog="python -m arc_trm.data.arc", description="Build an ARC training data folder (base tasks + metadata)."
     )
-    parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    parser.add_argument("--tasks", "--preset", dest="tasks", required=True, choices=sorted(PRESETS),
+                        help="task set, as train's data.tasks (--preset, its first name, still works)")
     parser.add_argument("--out", required=True, type=nonempty_path, help="output folder")
     parser.add_argument("--num-aug", type=int, default=1000, help="augmented versions per task besides the identity")
     parser.add_argument("--seed", type=int, default=0)
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     created = not Path(args.out).exists()
     ensure_folder(args.out)
     try:
-        source = build(args.preset, args.out, args.num_aug, args.seed, args.canvas, args.concept)
+        source = build(args.tasks, args.out, args.num_aug, args.seed, args.canvas, args.concept)
     except BaseException:
         if created:  # leave nothing behind that this command made
             shutil.rmtree(args.out, ignore_errors=True)

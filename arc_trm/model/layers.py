@@ -1,4 +1,4 @@
-"""Building blocks of TRM, as the reference defines them (../shared/reference/trm.md §1).
+"""Building blocks of TRM, as the reference defines them (docs/model.md).
 
 Weights are stored in fp32 and cast to the activations' dtype at use (bf16 compute with fp32 master
 weights, no autocast). Layers have no biases except the halting head. RMSNorm has no scale.

@@ -1,6 +1,6 @@
 """The Tiny Recursive Model: one small network that refines an answer y and a latent z by recursion.
 
-One *supervision step* (paper, Fig. 1; ../shared/reference/trm.md §1):
+One *supervision step* (paper, Fig. 1; docs/model.md):
 
     x = sqrt(D) * [puzzle prefix (16 tokens); token embeddings]          (B, P+L, D)
     T-1 times without gradient:  n times z = f(z + y + x);  y = f(y + z)
