@@ -73,7 +73,8 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     if table.sharded:  # batches differ between processes: the rows of every query on every process
         table = table.subset(torch.tensor([q.version.puzzle_id for q in items], device=accelerator.device))
     candidates, _ = predict_queries(
-        model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device, fixed_batch=config.train.compile
+        model, table, mine, batch_size, config.model.halt_max_steps, accelerator.device,
+        pad_to=min(batch_size, len(items)) if config.train.compile else 0,
     )
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
     rankings = vote(CandidateTable.from_candidates(candidates), "reference")

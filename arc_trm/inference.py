@@ -98,6 +98,11 @@ class Query:
     inputs: np.ndarray  # (L,) tokens in the augmented frame
 
 
+def count_queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> int:
+    """How many queries `queries` yields, without building them."""
+    return sum(len(task.test) * len(index.for_task(task.id, max_aug)) for task in tasks)
+
+
 def queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> Iterator[Query]:
     for task in tasks:
         for test_index, pair in enumerate(task.test):
@@ -108,20 +113,21 @@ def queries(tasks: Iterable[Task], index: PuzzleIndex, max_aug: int | None) -> I
 
 def predict_queries(
     model: TRM, table: RowSource, items: Sequence[Query], batch_size: int, steps: int, device: torch.device,
-    checkpoint: str = "", poe_top_n: int = 0, progress: bool = False, fixed_batch: bool = False,
+    checkpoint: str = "", poe_top_n: int = 0, progress: bool = False, pad_to: int = 0,
 ) -> tuple[list[Candidate], dict[tuple[str, int, bytes], list[float]]]:
     """Candidates of every step for every query (grids in the original frame), and, when
     `poe_top_n` > 0, the log-probabilities of each test input's top candidates under every
     augmentation (product of experts). `items` must hold whole test inputs (all their versions).
 
-    `fixed_batch` (a compiled model): a short last batch is padded to `batch_size` with copies of its
-    first query, whose outputs are dropped, so that the model sees one shape and compiles once."""
+    `pad_to` (a compiled model): every batch shorter than that is padded to it with copies of its first
+    query, whose outputs are dropped, so that the model sees one batch shape and compiles once. Give
+    the same value to every call of a run: min(batch_size, the most queries of any call)."""
     canvas = int(round(len(items[0].inputs) ** 0.5)) if items else 0
     candidates: list[Candidate] = []
     last_logprobs: list[torch.Tensor] = []
     for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc="predict", unit="batch"):
         batch = items[start : start + batch_size]
-        padded = list(batch) + [batch[0]] * (batch_size - len(batch)) if fixed_batch and len(items) > batch_size else batch
+        padded = list(batch) + [batch[0]] * (pad_to - len(batch)) if pad_to > len(batch) else batch
         inputs = torch.from_numpy(np.stack([q.inputs for q in padded])).to(device)
         ids = torch.tensor([q.version.puzzle_id for q in padded], device=device)
         tokens, confidences, logprobs = run_steps(model, table, inputs, ids, steps)

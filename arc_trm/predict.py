@@ -31,7 +31,7 @@ from arc_trm.datasets import resolve
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Task
-from arc_trm.inference import PuzzleIndex, predict_puzzles, predict_queries, queries
+from arc_trm.inference import PuzzleIndex, count_queries, predict_puzzles, predict_queries, queries
 from arc_trm.io import atomic_write_json, read_json, write_csv
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
@@ -152,7 +152,9 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
         accelerator.print(f"warning: {len(ids)} task(s) {reason} (e.g. {ids[0]}): they get fallback answers")
     skip = {task_id for ids in skipped.values() for task_id in ids}
     steps = args.steps or model.config.halt_max_steps
-    parts = [tasks[i : i + args.tasks_per_part] for i in range(0, len(tasks), args.tasks_per_part)]
+    parts = [[t for t in tasks[i : i + args.tasks_per_part] if t.id not in skip] for i in range(0, len(tasks), args.tasks_per_part)]
+    # a compiled model sees one batch shape in the whole run: every batch padded to the largest part's
+    pad_to = min(args.batch_size, max(count_queries(part, index, args.num_aug) for part in parts)) if args.compile else 0
     checkpoint = str(Path(args.checkpoint).resolve())
     if accelerator.is_main_process:
         check_parts_settings(out, args)
@@ -162,10 +164,10 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
         path = out / "parts" / f"part_{i:05d}.parquet"
         if path.exists():
             continue
-        items = list(queries([t for t in parts[i] if t.id not in skip], index, args.num_aug))
+        items = list(queries(parts[i], index, args.num_aug))
         candidates, log_probs = predict_queries(
             model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n,
-            fixed_batch=args.compile,
+            pad_to=pad_to,
         )
         if args.poe_top_n:
             save_log_probs(log_probs, out / "parts" / f"log_probs_{i:05d}.parquet")

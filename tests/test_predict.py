@@ -426,26 +426,35 @@ def test_a_corrupt_model_or_unwritable_out_is_one_error_line(model_dir, challeng
 
 
 def test_compiled_prediction_compiles_once_per_shape(model_dir, challenges, info):
-    """Every supervision step and the short last batch reuse one graph: the start state is dense like
-    the carried one, and the last batch is padded (its padding rows dropped)."""
-    model, table, _ = load_model(model_dir)
+    """Every supervision step, short last batches and parts of different sizes reuse one graph: the
+    start state is dense like the carried one, and every batch is padded to one size (padding dropped)."""
     graphs = []
 
     def counting_backend(graph_module, example_inputs):
         graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
         return graph_module.forward
 
-    eager = predict_queries(model, table, items := list(queries(resolve(challenges), PuzzleIndex.from_data_info(info), NUM_AUG)),
-                            4, STEPS, torch.device("cpu"))[0]
-    assert len(items) % 4 != 0  # a short last batch
-    torch._dynamo.reset()
-    model.compile(backend=counting_backend)
-    compiled = predict_queries(model, table, items, 4, STEPS, torch.device("cpu"), fixed_batch=True)[0]
-    assert len(graphs) == 1, graphs
-    assert len(compiled) == len(eager) == len(items) * STEPS
-    assert [(c.task_id, c.test_index, c.augmentation, c.step) for c in compiled] == [
-        (c.task_id, c.test_index, c.augmentation, c.step) for c in eager
-    ]
+    items = list(queries(resolve(challenges), PuzzleIndex.from_data_info(info), NUM_AUG))
+    parts = [items[: len(items) // 3], items[len(items) // 3 :]]  # two sizes, as parts of a split have
+
+    def predict(batch_size: int, compiled: bool) -> list:
+        model, table, _ = load_model(model_dir)
+        pad_to = min(batch_size, max(len(part) for part in parts)) if compiled else 0
+        if compiled:
+            torch._dynamo.reset()
+            model.compile(backend=counting_backend)
+        return [c for part in parts for c in predict_queries(model, table, part, batch_size, STEPS, torch.device("cpu"), pad_to=pad_to)[0]]
+
+    for batch_size in (4, len(items)):  # short last batches; one batch per part, smaller than batch_size
+        eager = predict(batch_size, compiled=False)
+        graphs.clear()
+        compiled = predict(batch_size, compiled=True)
+        assert len(graphs) == 1, (batch_size, graphs)
+        assert len(compiled) == len(eager) == len(items) * STEPS
+        assert [(c.task_id, c.test_index, c.augmentation, c.step) for c in compiled] == [
+            (c.task_id, c.test_index, c.augmentation, c.step) for c in eager
+        ]
+    assert len(items) % 4 and len(parts[0]) != len(parts[1])
     torch._dynamo.reset()
 
 
