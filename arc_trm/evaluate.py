@@ -1,25 +1,27 @@
 """Evaluation during training (`arc_trm.train`, every `run.eval_every` steps and at the end): the
-held-out ARC test inputs (pass@1/2 of the reference vote over `run.eval_aug` augmentations, exact
+held-out ARC test inputs (pass@1/2 of the default vote, halt_weighted, over `run.eval_aug` augmentations
+and every supervision step, exact
 accuracy of the identity's last step) or the Sudoku / Maze test puzzles (exact and cell accuracy),
 with the inference of `arc_trm.inference`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 
-from arc_trm.candidates import CandidateTable
+from arc_trm.candidates import Candidate, CandidateTable
 from arc_trm.config import Config
 from arc_trm.data.sources import build_test_source
+from arc_trm.grids import Task
 from arc_trm.inference import PuzzleIndex, predict_puzzles, predict_queries, queries, shard
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
 from arc_trm.tokens import IGNORE_LABEL
-from arc_trm.vote import pass_at_k, vote
+from arc_trm.vote import DEFAULT_POLICY, pass_at_k, vote
 
 
 def eval_batch_size(config: Config, accelerator: Accelerator) -> int:
@@ -77,10 +79,14 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
         pad_to=min(batch_size, len(items)) if config.train.compile else 0,
     )
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
-    rankings = vote(CandidateTable.from_candidates(candidates), "reference")
-    passes = pass_at_k(rankings, held_out, ks=(1, 2))
-    last = config.model.halt_max_steps
+    return held_out_metrics(candidates, held_out, config.model.halt_max_steps)
+
+
+def held_out_metrics(candidates: list[Candidate], held_out: Sequence[Task], last_step: int) -> dict[str, float]:
+    """pass@1 and pass@2 of the default vote (what `arc_trm.predict` would submit), and the exact
+    accuracy of the identity augmentation at the last step."""
+    passes = pass_at_k(vote(CandidateTable.from_candidates(candidates), DEFAULT_POLICY), held_out, ks=(1, 2))
     truths = {(t.id, i): p.output for t in held_out for i, p in enumerate(t.test)}
-    identity = [c for c in candidates if c.augmentation == 0 and c.step == last]
+    identity = [c for c in candidates if c.augmentation == 0 and c.step == last_step]
     exact = sum(c.grid is not None and np.array_equal(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
     return {"eval/pass@1": passes[1], "eval/pass@2": passes[2], "eval/exact_accuracy": exact / max(len(identity), 1)}

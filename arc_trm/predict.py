@@ -36,7 +36,7 @@ from arc_trm.io import atomic_write_json, read_json, write_csv
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
 from arc_trm.submission import attempts_from_rankings, write_submission
-from arc_trm.vote import POLICIES, pass_at_k, vote
+from arc_trm.vote import DEFAULT_POLICY, POLICIES, pass_at_k, vote
 
 
 @dataclass
@@ -53,7 +53,7 @@ class PredictArgs:
     """Queries (test input x augmentation) per forward batch."""
     steps: int = 0
     """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets)."""
-    policy: str = "halt_weighted"
+    policy: str = DEFAULT_POLICY
     """Voting policy for submission.json: halt_weighted (the measured best with every augmentation and step,
     docs/benchmarks.md#accuracy-on-a-cpu), reference, first_halt, poe."""
     poe_top_n: int = 0

@@ -203,6 +203,9 @@ POLICIES: dict[str, Callable[..., Rankings]] = {
     "first_halt": first_halt,
     "poe": poe,
 }
+DEFAULT_POLICY = "halt_weighted"
+"""The policy of predict, submissions.make and in-training evaluation: the best measured with every
+augmentation and every supervision step (docs/benchmarks.md#accuracy-on-a-cpu)."""
 
 
 def vote(table: CandidateTable, policy: str = "reference", *, pool_checkpoints: bool = False, **options) -> Rankings:

@@ -65,7 +65,7 @@ from arc_trm.io import atomic_write_json, read_json
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import fallback_submission, validate_submission, write_submission
 from arc_trm.train import train
-from arc_trm.vote import POLICIES
+from arc_trm.vote import DEFAULT_POLICY, POLICIES
 from submissions.runners import InProcessRunner, LaunchedRunner, Runner, free_memory, predict_halving_batch
 
 log = logging.getLogger("submissions.make")
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch; halved after an out-of-memory error (default 256)")
     parser.add_argument("--embeddings-only", action="store_true", help="fine-tune the puzzle embeddings only")
     parser.add_argument("--no-finetune", action="store_true", help="predict with the checkpoint as it is")
-    parser.add_argument("--policy", default="halt_weighted", choices=sorted(POLICIES),
+    parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES),
                         help="voting policy (default halt_weighted, the measured best with every augmentation and step)")
     parser.add_argument("--processes", type=int, default=1,
                         help="processes (GPUs) for fine-tuning and prediction, each phase under accelerate launch when > 1 (default 1)")

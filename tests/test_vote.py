@@ -331,3 +331,17 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and message in err
+
+
+def test_in_training_evaluation_scores_the_default_vote():
+    """Training's held-out pass@k is what `arc_trm.predict` would submit (halt_weighted over every
+    augmentation and step), not the reference vote: here they disagree."""
+    from arc_trm.evaluate import held_out_metrics
+
+    right, wrong = np.array([[1, 2], [3, 4]], np.uint8), np.array([[5]], np.uint8)
+    task = Task("t", (Pair(right, right),), (Pair(right, right),))
+    # every augmentation: confident and right at step 1, unsure and wrong at the last step
+    candidates = [Candidate("t", 0, k, step, q, grid) for k in range(3) for step, q, grid in ((1, 0.9, right), (2, 0.1, wrong))]
+    assert pass_at_k(vote(CandidateTable.from_candidates(candidates), "reference"), [task], ks=(1, 2))[1] == 0.0
+    metrics = held_out_metrics(candidates, [task], last_step=2)
+    assert metrics == {"eval/pass@1": 1.0, "eval/pass@2": 1.0, "eval/exact_accuracy": 0.0}
