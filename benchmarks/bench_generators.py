@@ -23,7 +23,7 @@ import numpy as np
 from arc_trm.data import maze, sudoku
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import DEFAULT_DATA, command_line, describe_device, entry, publish, timed  # noqa: E402
+from common import DEFAULT_DATA, command_line, describe_device, entry, missing_data, publish, timed  # noqa: E402
 
 
 def run(data: Path, sudoku_n: int, low_rating: int, low_n: int, maze_n: int) -> list[tuple[str, str, str]]:
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maze-n", type=int, default=50)
     parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
     args = parser.parse_args(argv)
+    if message := missing_data(args.data, ["sudoku/test.csv"]):
+        parser.error(message)
     figures = run(args.data, args.sudoku_n, args.low_rating, args.low_n, args.maze_n)
     table = ["| what | rate | detail |", "| --- | ---: | --- |",
              *(f"| {what} | {rate} | {detail} |" for what, rate, detail in figures)]

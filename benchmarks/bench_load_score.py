@@ -28,7 +28,7 @@ from arc_trm.grids import load_tasks
 from evaluation.arc import load_submission, score_submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import DEFAULT_DATA, RESULTS, command_line, describe_device, entry, publish, timed  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, command_line, describe_device, entry, missing_data, publish, timed  # noqa: E402
 
 
 def repeated(function: Callable[[], object], repeats: int) -> tuple[float, float, object]:
@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared ARC data folder")
     parser.add_argument("--no-record", action="store_true", help=f"print only, do not append to {RESULTS.name}")
     args = parser.parse_args(argv)
+    needed = [f"arc-agi-2/{split}" for split in ("training", "evaluation")]
+    needed += [f"kaggle/arc-agi_{subset}_challenges.json" for subset in ("training2", "evaluation2")]
+    if message := missing_data(args.data, needed):
+        parser.error(message)
     figures = run(args.data, args.repeats)
     table = ["| what | mean ms | best ms |", "| --- | ---: | ---: |",
              *(f"| {what} | {mean * 1000:.1f} | {best * 1000:.1f} |" for what, mean, best in figures)]

@@ -35,6 +35,16 @@ DEFAULT_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", REPO.parent / "shared"
 T = TypeVar("T")
 
 
+def missing_data(data: Path, needed: list[str]) -> str | None:
+    """The `parser.error` message for the first of `needed` (paths under `data`) that is absent, else
+    None: a benchmark that reads the shared data checks before it spends any time."""
+    for name in needed:
+        if not (data / name).exists():
+            return (f"{data / name}: no such file or folder; give --data the folder that holds {name} "
+                    "(or set ARC_TRM_SHARED_DATA)")
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name: from `lscpu`, else /proc/cpuinfo, else what `platform` knows."""
     try:

@@ -86,3 +86,16 @@ def test_matmul_rate_on_cpu_is_positive_and_finite():
 def test_cpu_matmul_size_grows_until_a_matmul_is_slow_enough_and_stops_at_the_cap():
     assert common.cpu_matmul_size(torch.float32, min_seconds=1e-9) == 512  # the first size is already slow enough
     assert common.cpu_matmul_size(torch.float32, min_seconds=100.0, max_size=768) == 768  # never reached: capped
+
+
+@pytest.mark.parametrize("script", ["bench_load_score.py", "bench_generators.py"])
+def test_a_benchmark_without_its_data_stops_at_once_naming_it(tmp_path, script):
+    """Checked before any work (bench_generators used to generate for a minute, then crash)."""
+    import subprocess
+
+    (tmp_path / "sudoku").mkdir()  # a data folder that holds part of what is needed
+    result = subprocess.run([sys.executable, str(Path(common.BENCHMARKS) / script), "--data", str(tmp_path), "--no-record"],
+                            capture_output=True, text=True, timeout=120)
+    needed = "sudoku/test.csv" if script == "bench_generators.py" else "arc-agi-2/training"
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{tmp_path / needed}: no such file or folder" in result.stderr.strip().splitlines()[-1]
