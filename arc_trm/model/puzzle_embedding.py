@@ -30,6 +30,9 @@ import torch.distributed as dist
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
+# torch 2.13 renamed all_gather_into_tensor (and warns on the old name); torch >= 2.4 is supported
+all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
 
 class RowSource(Protocol):
     """What the model's callers need of a table: the rows of given ids."""
@@ -74,7 +77,7 @@ class PuzzleEmbedding:
         if not self.sharded:
             return self.weights[ids].clone().requires_grad_(requires_grad)
         everyone = torch.empty(self.world * ids.shape[0], dtype=ids.dtype, device=ids.device)
-        dist.all_gather_into_tensor(everyone, ids.contiguous())
+        all_gather_single(everyone, ids.contiguous())
         mine = slice(self.rank * ids.shape[0], (self.rank + 1) * ids.shape[0])
         return self._filled(everyone)[mine].requires_grad_(requires_grad)
 
