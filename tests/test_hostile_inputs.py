@@ -166,8 +166,7 @@ def test_score_names_the_solutions_that_hold_no_tasks_or_no_outputs(tmp_path, ca
 
 
 def test_vote_names_the_candidates_file_whose_tasks_the_split_lacks(tmp_path, capsys):
-    from conftest import write_kaggle_pair
-
+    from arc_trm.grids import write_kaggle_pair
     from arc_trm.vote import main as vote
 
     candidates = candidates_file(tmp_path)  # task "t"
@@ -177,8 +176,7 @@ def test_vote_names_the_candidates_file_whose_tasks_the_split_lacks(tmp_path, ca
 
 
 def test_vote_refuses_solutions_that_a_task_folder_would_ignore(tmp_path, capsys):
-    from conftest import write_kaggle_pair
-
+    from arc_trm.grids import write_kaggle_pair
     from arc_trm.vote import main as vote
 
     folder = tmp_path / "tasks"

@@ -19,14 +19,13 @@ import numpy as np
 import orjson
 import pytest
 import torch
-from conftest import write_kaggle_pair
 
 from arc_trm.augment import Augmentation
 from arc_trm.candidates import Candidate, grid_key, load_candidates, load_log_probs
 from arc_trm.checkpoint import load_model
 from arc_trm.datasets import resolve
 from arc_trm.distributed import free_port
-from arc_trm.grids import parse_task
+from arc_trm.grids import parse_task, write_kaggle_pair
 from arc_trm.inference import PuzzleIndex, Version, predict_queries, queries, run_steps
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding

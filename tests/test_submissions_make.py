@@ -18,10 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from conftest import write_kaggle_pair
 
 from arc_trm.distributed import ErrorOutput, Launched, run_on_processes
-from arc_trm.grids import load_challenges
+from arc_trm.grids import load_challenges, write_kaggle_pair
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
 from submissions import make, runners
