@@ -44,6 +44,9 @@ class DataConfig:
     """Augmented versions per task / puzzle besides the original."""
     canvas: int = 30
     """ARC: side of the token canvas; tasks with a larger grid are skipped."""
+    hold_out_training_tests: bool = False
+    """ARC presets: also hold out the test pairs of the training split's tasks (their demos are still
+    trained on), a second held-out group reported apart from the evaluation tasks (the accuracy ladder)."""
     translate: bool = True
     """ARC: place each training pair at a random offset on the canvas (the reference); false keeps every
     grid top-left, where prediction places the test inputs (less to learn on a small compute budget)."""

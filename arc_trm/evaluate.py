@@ -1,7 +1,7 @@
 """Evaluation during training (`arc_trm.train`, every `run.eval_every` steps and at the end): the
 held-out ARC test inputs (pass@1/2 of the default vote, halt_weighted, over `run.eval_aug` augmentations
-and every supervision step, exact
-accuracy of the identity's last step) or the Sudoku / Maze test puzzles (exact and cell accuracy),
+and every supervision step, exact accuracy of the identity's last step; `eval/` for the evaluation
+tasks, `eval_training/` for the training tasks held out by `data.hold_out_training_tests`) or the Sudoku / Maze test puzzles (exact and cell accuracy),
 with the inference of `arc_trm.inference`."""
 
 from __future__ import annotations
@@ -79,7 +79,14 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
         pad_to=min(batch_size, len(items)) if config.train.compile else 0,
     )
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
-    return held_out_metrics(candidates, held_out, config.model.halt_max_steps)
+    training = getattr(source, "held_out_training", frozenset())
+    results = {}
+    for prefix, group in (("eval", [t for t in held_out if t.id not in training]), ("eval_training", [t for t in held_out if t.id in training])):
+        if group:
+            ids = {t.id for t in group}
+            mine = [c for c in candidates if c.task_id in ids]
+            results.update({f"{prefix}/{k}": v for k, v in held_out_metrics(mine, group, config.model.halt_max_steps).items()})
+    return results
 
 
 def held_out_metrics(candidates: list[Candidate], held_out: Sequence[Task], last_step: int) -> dict[str, float]:
@@ -89,4 +96,4 @@ def held_out_metrics(candidates: list[Candidate], held_out: Sequence[Task], last
     truths = {(t.id, i): p.output for t in held_out for i, p in enumerate(t.test)}
     identity = [c for c in candidates if c.augmentation == 0 and c.step == last_step]
     exact = sum(c.grid is not None and np.array_equal(c.grid, truths[(c.task_id, c.test_index)]) for c in identity)
-    return {"eval/pass@1": passes[1], "eval/pass@2": passes[2], "eval/exact_accuracy": exact / max(len(identity), 1)}
+    return {"pass@1": passes[1], "pass@2": passes[2], "exact_accuracy": exact / max(len(identity), 1)}

@@ -331,6 +331,7 @@ def train(config: Config) -> Path:
     window: dict[str, torch.Tensor] = {}
     window_steps, window_start = 0, time.perf_counter()
     deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
+    loop_start, first_step = time.perf_counter(), trainer.step
     while trainer.step < config.train.steps:
         batch = to_device(next(batches), accelerator.device)
         totals = trainer.train_step(batch)
@@ -350,6 +351,10 @@ def train(config: Config) -> Path:
                 halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
             )
             window, window_steps, window_start = {}, 0, time.perf_counter()
+            if deadline is not None:  # the bar's total and ETA are the time budget's, not train.steps'
+                bar.total = steps_within(trainer.step, config.train.steps, trainer.step - first_step,
+                                         time.perf_counter() - loop_start, deadline - time.perf_counter())
+                bar.refresh()
         # several processes must agree on the stop step, which waits for the device: vote only at log
         # steps, which synchronise anyway (at most run.log_every steps past the budget)
         clock_step = accelerator.num_processes == 1 or trainer.step % config.run.log_every == 0
@@ -389,6 +394,13 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     if device.type == "cuda":
         return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def steps_within(step: int, steps: int, done: int, seconds: float, seconds_left: float) -> int:
+    """The step a run at `step` reaches by its deadline, `done` steps having taken `seconds`: at most
+    `steps`, at least the step it is at."""
+    rate = done / max(seconds, 1e-9)
+    return max(step, min(steps, step + int(rate * max(seconds_left, 0.0))))
 
 
 def out_of_time(deadline: float, accelerator: Accelerator) -> bool:

@@ -258,21 +258,25 @@ def rank_of(ranked: Sequence[Ranked], truth: Grid) -> int | None:
     return next((i for i, r in enumerate(ranked) if r.key == key), None)
 
 
-def pass_at_k(rankings: Rankings, tasks: Sequence[Task], ks: Iterable[int] = DEFAULT_KS) -> dict[int, float]:
-    """Fraction solved within the top K, as the reference: a test input is solved when its truth is
-    among its first K grids; a task scores its fraction of solved inputs; the result is the mean over
-    `tasks` (every task counts, with or without rankings)."""
-    ks = tuple(ks)
-    if not tasks:
-        raise ValueError("pass_at_k needs at least one task")
-    per_task = {k: [] for k in ks}
+def task_pass_at_k(rankings: Rankings, tasks: Sequence[Task], k: int) -> dict[str, float]:
+    """Each task's pass@K score: the fraction of its test inputs whose truth is among their first K grids
+    (a task without rankings scores 0)."""
+    scores = {}
     for task in tasks:
         if not task.has_solutions:
             raise DataError(f"task {task.id}: no test outputs; pass@K needs the solutions")
         ranks = [rank_of(rankings.get((task.id, i), []), pair.output) for i, pair in enumerate(task.test)]
-        for k in ks:
-            per_task[k].append(np.mean([rank is not None and rank < k for rank in ranks]))
-    return {k: float(np.mean(scores)) for k, scores in per_task.items()}
+        scores[task.id] = float(np.mean([rank is not None and rank < k for rank in ranks]))
+    return scores
+
+
+def pass_at_k(rankings: Rankings, tasks: Sequence[Task], ks: Iterable[int] = DEFAULT_KS) -> dict[int, float]:
+    """Fraction solved within the top K, as the reference: a test input is solved when its truth is
+    among its first K grids; a task scores its fraction of solved inputs; the result is the mean over
+    `tasks` (every task counts, with or without rankings)."""
+    if not tasks:
+        raise ValueError("pass_at_k needs at least one task")
+    return {k: float(np.mean(list(task_pass_at_k(rankings, tasks, k).values()))) for k in ks}
 
 
 def compare_policies(

@@ -1,40 +1,66 @@
-"""Held-out accuracy of the whole chain: train within a wall-clock budget, predict with test-time
-augmentation, vote with every policy, score, and record it.
+"""The accuracy ladder: train a rung for a budget of work, predict its held-out test inputs with TTA,
+vote with every policy, and record what it solves with an honest protocol.
 
-    python benchmarks/accuracy.py preset=arc1_8x8_cpu --minutes 60          # this machine's CPU preset
-    python benchmarks/accuracy.py preset=arc1 --minutes 600 \\
-        --launch "accelerate launch --config_file accelerate_configs/multi_gpu.yaml"   # GPUs, the real preset
+    python benchmarks/accuracy.py preset=arc1_8x8_cpu --seeds 3          # a CPU rung, its own budget
+    python benchmarks/accuracy.py preset=arc1_8x8_cpu --example-steps 100000 model.n=3
+    python benchmarks/accuracy.py compare A.yaml B.yaml preset=arc1_8x8_cpu --seeds 3
+    python benchmarks/accuracy.py preset=arc1 --launch "accelerate launch --config_file accelerate_configs/multi_gpu.yaml"
 
-1. Trains `python -m arc_trm.train PRESET run.dir=RUN train.max_minutes=...` (or under `--launch`).
-   The budget is the total over re-runs: a re-run resumes the run and trains for what is left of it
-   (`RUN/accuracy_budget.json` keeps the minutes spent; a killed run's unfinished minutes are not counted).
-2. Writes the run's held-out tasks (those whose test outputs training never saw) as a Kaggle
-   challenges + solutions pair under `RUN/held_out/`.
-3. Predicts them with `python -m arc_trm.predict` once per (augmentations, supervision steps) setting,
-   under `RUN/predict/step_N/`, keeping each test input's top-10 log-probabilities for `poe`.
-4. Votes with every policy and measures pass@1 / pass@2 of each setting; scores the best setting's
-   `submission.json` with `evaluation.score` (the same number, as ARC Prize computes it).
-5. Draws `RUN/learning_curve.png` (held-out pass@2 and training exact accuracy against example-steps,
-   from the run's periodic evaluations in `RUN/metrics.jsonl`) and appends an entry to RESULTS.md.
+1. **Budget in work.** Each seed trains `python -m arc_trm.train PRESET OVERRIDES train.seed=S` to the
+   budget: the preset's `train.steps`, or `--example-steps N` (rounded up to whole optimizer steps at the
+   global batch) or `--optimizer-steps N`. The same command and seed give the same model on any machine
+   of this kind (training is bitwise deterministic across thread counts on a CPU); `--minutes M` caps
+   each training run's wall clock, and a capped run says so in its entry. Runs live in
+   `runs/ladder/PRESET[-HASH]/seed_S` (HASH: of the overrides); a re-run resumes each seed to the budget,
+   or only predicts when it is reached. `--parallel P` trains P seeds side by side with cores/P threads
+   each (the default: two on two or more cores, which does 1.3x the work of one run on both cores).
+2. **Two held-out groups.** The evaluation tasks' test inputs and, with `data.hold_out_training_tests`
+   (every CPU rung), the training tasks' test inputs (their demos are trained on): reported apart,
+   never mixed (training tasks are easier).
+3. **Validation and test halves.** A fixed rule (`ladder.half`, a hash of the task id) splits each
+   group. The setting (versions x supervision steps) and voting policy are chosen on the validation
+   half (mean over seeds); the headline is the test half at that choice, beside the default policy at
+   every version and step (which involves no choice, so it is also given over the whole group). Each
+   figure is the mean over seeds with the lowest and highest seed and a 95% bootstrap interval over tasks.
+4. `compare A.yaml B.yaml`: two arms on the same rung, budget and seeds (arms with equal training
+   overrides share their runs), and the difference B - A in pass@2 of each group with a paired
+   per-task bootstrap interval. An arm file:
+
+       name: reference vote            # optional
+       overrides: [model.n=3]          # training overrides (a list of key=value, or a mapping)
+       predict: {policy: reference, versions: all, steps: all}   # optional; these are the defaults
+                                                                  # but with the default policy
+
+Each stage is a child process (`arc_trm.train`, `arc_trm.predict`, `evaluation.score`) as a user would
+run it; the entry goes to benchmarks/RESULTS.md with the machine, its measured matmul rate and training
+examples/s, and each seed's steps and minutes, so a figure is comparable across days.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
-from common import REPO, RESULTS, command_line, describe_device, entry, record  # noqa: E402
+import ladder  # noqa: E402
+from common import REPO, RESULTS, command_line, cpu_model, entry, measure_peak, record  # noqa: E402
+
+from arc_trm.errors import exit_on_user_error  # noqa: E402
 
 POLICY_ORDER = ("reference", "halt_weighted", "first_halt", "poe")
+GROUPS = ("evaluation", "training")
+RUNS = REPO / "runs" / "ladder"
 
 
 @dataclass(frozen=True)
@@ -49,67 +75,152 @@ class Setting:
         return f"aug{self.versions}_steps{self.steps}"
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/accuracy.py",
-        description="Train within a budget, predict the held-out test inputs with TTA, vote with every policy, "
-        "score, and append an entry to benchmarks/RESULTS.md. Other arguments are training overrides "
-        "(preset=NAME, section.key=value) passed to arc_trm.train.",
-    )
-    parser.add_argument("--minutes", type=float, default=60.0, help="training budget over all re-runs (default 60)")
-    parser.add_argument("--run-dir", default=None, help="run directory (default runs/accuracy_PRESET)")
-    parser.add_argument("--versions", default="1,8,32,all",
-                        help="versions per test input to compare, identity included ('all' = every trained one)")
-    parser.add_argument("--steps", default="1,all", help="supervision steps to compare ('all' = the model's halt_max_steps)")
+Cell = tuple[Setting, str]
+"""A (setting, voting policy) cell of the ladder's table."""
+
+
+# ---------------------------------------------------------------------------------------- arguments
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--example-steps", type=int, help="training budget in example-steps (optimizer steps x global batch)")
+    budget.add_argument("--optimizer-steps", type=int, help="training budget in optimizer steps (default: the preset's train.steps)")
+    parser.add_argument("--minutes", type=float, default=None, help="cap on each training run's wall clock (optional)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds train.seed, +1, ... (default 1)")
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="seeds trained side by side, cores/P threads each (default: 2 on 2+ cores with 2+ seeds)")
+    parser.add_argument("--run-dir", default=None, help="folder of the seeds' runs (default runs/ladder/PRESET[-HASH])")
     parser.add_argument("--launch", default="", help="launcher for training and prediction, e.g. 'accelerate launch'")
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
     parser.add_argument("--results", default=str(RESULTS), help="where to append the entry")
     parser.add_argument("--no-record", action="store_true", help="print the entry without appending it")
-    args, overrides = parser.parse_known_args(argv)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    from arc_trm.errors import ArgumentParser
+
+    compare = bool(argv) and argv[0] == "compare"
+    parser = ArgumentParser(
+        prog="python benchmarks/accuracy.py" + (" compare" if compare else ""),
+        description=("Train two arms on the same rung and seeds and print B - A with a paired bootstrap interval. "
+                     if compare else
+                     "Train a rung for a budget of work, predict its held-out test inputs with TTA, vote, score, and "
+                     "append an entry to benchmarks/RESULTS.md. ")
+        + "Other arguments are training overrides (preset=NAME, section.key=value) passed to arc_trm.train.",
+    )
+    if compare:
+        parser.add_argument("arms", nargs=2, metavar="ARM.yaml", help="the two arms, A then B")
+    else:
+        parser.add_argument("--versions", default="1,8,all",
+                            help="versions per test input to compare, identity included ('all' = every trained one)")
+        parser.add_argument("--steps", default="1,2,all", help="supervision steps to compare ('all' = the model's halt_max_steps)")
+    add_common(parser)
+    args, overrides = parser.parse_known_args(argv[1:] if compare else argv)
+    args.compare = compare
     unknown = [a for a in overrides if "=" not in a or a.startswith("-")]
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-    if args.minutes <= 0:
-        parser.error("--minutes must be > 0")
+    check_args(parser, args)
     return args, overrides
 
 
-def preset_of(overrides: list[str]) -> str:
-    return next((a.split("=", 1)[1] for a in overrides if a.startswith("preset=")), "tiny")
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every option checked before any work: one line and exit code 2."""
+    if args.example_steps is not None and args.example_steps < 1:
+        parser.error("--example-steps must be >= 1")
+    if args.optimizer_steps is not None and args.optimizer_steps < 1:
+        parser.error("--optimizer-steps must be >= 1")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        parser.error("--minutes must be a number > 0")
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    if args.parallel is not None and args.parallel < 1:
+        parser.error("--parallel must be >= 1")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    if not args.compare:
+        for option, text in (("--versions", args.versions), ("--steps", args.steps)):
+            try:
+                numbers(text, 1)
+            except ValueError as error:
+                parser.error(f"{option}: {error}")
+            if "all" not in (item.strip() for item in text.split(",")):
+                parser.error(f"{option} must include 'all': the default vote is over every version and step")
+    if args.launch:
+        try:
+            words = shlex.split(args.launch)
+        except ValueError as error:
+            parser.error(f"--launch: {error}")
+        if not words:
+            parser.error("--launch: empty")
+    results = Path(args.results)
+    if results.is_dir() or not results.parent.is_dir():
+        parser.error(f"--results {results}: not a file in an existing folder")
+
+
+def numbers(text: str, top: int) -> list[int]:
+    """'1,8,all' -> [1, 8, top], each at most `top`; ValueError naming a bad item."""
+    values = set()
+    for item in (part.strip() for part in text.split(",")):
+        if item == "all":
+            values.add(top)
+        elif item.isdigit() and int(item) >= 1:
+            values.add(min(int(item), top))
+        else:
+            raise ValueError(f"{item!r} is neither a whole number >= 1 nor 'all'")
+    return sorted(values)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+@dataclass
+class Rung:
+    """A preset with training overrides, at a budget of optimizer steps, over seeds."""
+
+    overrides: list[str]
+    config: Any  # arc_trm.config.Config of the overrides
+    budget: int
+    seeds: list[int]
+    root: Path
+
+    @property
+    def preset(self) -> str:
+        return self.config.preset
+
+    def run_dir(self, seed: int) -> Path:
+        return self.root / f"seed_{seed}"
+
+
+def rung_of(args: argparse.Namespace, overrides: list[str]) -> Rung:
+    """The rung the arguments name; a bad override is one error line before any work."""
+    from arc_trm.config import load_config
+
+    config = load_config(overrides)
+    budget = config.train.steps
+    if args.optimizer_steps is not None:
+        budget = args.optimizer_steps
+    elif args.example_steps is not None:
+        budget = math.ceil(args.example_steps / config.train.global_batch)
+    training = sorted(o for o in overrides if not o.startswith(("preset=", "train.seed=", "train.steps=", "run.dir=")))
+    key = hashlib.sha256("\n".join(training).encode()).hexdigest()[:8]
+    root = Path(args.run_dir) if args.run_dir else RUNS / (config.preset + (f"-{key}" if training else ""))
+    root = root if root.is_absolute() else REPO / root
+    seeds = [config.train.seed + i for i in range(args.seeds)]
+    return Rung(training, config, budget, seeds, root)
 
 
 def launcher(args: argparse.Namespace) -> list[str]:
     return shlex.split(args.launch) if args.launch else [sys.executable]
 
 
-def run(command: list[str]) -> None:
+def run(command: list[str], env: dict[str, str] | None = None) -> None:
     """A stage as a child process, its output (progress bars included) passed through."""
     print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
-    done = subprocess.run(command, cwd=REPO)
+    done = subprocess.run(command, cwd=REPO, env=env)
     if done.returncode != 0:
         sys.exit(f"error: stage failed with exit code {done.returncode}: {' '.join(command)}")
-
-
-# ------------------------------------------------------------------------------------------ training
-
-
-def train(args: argparse.Namespace, overrides: list[str], run_dir: Path) -> float:
-    """Train for what is left of the budget; returns the minutes spent over all runs."""
-    from arc_trm.io import atomic_write_json, read_json
-
-    budget_file = run_dir / "accuracy_budget.json"
-    spent = read_json(budget_file)["spent_minutes"] if budget_file.exists() else 0.0
-    left = args.minutes - spent
-    if left <= 0 and (run_dir / "model").exists():
-        print(f"training budget of {args.minutes} min already spent ({spent:.1f} min): predicting with {run_dir / 'model'}")
-        return spent
-    # train.max_minutes=0 would mean no limit; a spent budget with no exported model only exports it
-    left = max(left, 0.05)
-    started = time.monotonic()
-    run([*launcher(args), "-m", "arc_trm.train", *overrides, f"run.dir={run_dir}", f"train.max_minutes={left:.4f}"])
-    spent += (time.monotonic() - started) / 60
-    atomic_write_json(budget_file, {"budget_minutes": args.minutes, "spent_minutes": spent}, indent=True)
-    return spent
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -117,75 +228,131 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def learning_curve(metrics: list[dict[str, Any]], global_batch: int, path: Path) -> None:
-    """Held-out pass@2 (periodic evaluations) and training exact accuracy against example-steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [(m["step"] * global_batch, m["train/exact_accuracy"]) for m in metrics if "train/exact_accuracy" in m]
-    held = [(m["step"] * global_batch, m["eval/pass@2"]) for m in metrics if "eval/pass@2" in m]
-    figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
-    if train:
-        axis.plot(*zip(*train), color="tab:gray", linewidth=1, label="training exact accuracy (ACT steps)")
-    if held:
-        axis.plot(*zip(*held), color="tab:red", marker="o", label="held-out pass@2 (periodic evaluation)")
-    axis.set_xlabel("example-steps (optimizer steps x global batch)")
-    axis.set_ylabel("fraction")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper left")
-    axis.set_title(path.parent.name)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(path)
+def trained_step(run_dir: Path) -> int:
+    """The step of the run's exported model (0 when there is none)."""
+    metrics = read_metrics(run_dir)
+    return metrics[-1]["step"] if metrics and (run_dir / "model" / "data.json").exists() else 0
 
 
-def still_rising(metrics: list[dict[str, Any]]) -> str:
-    """Whether the last periodic evaluations still went up (held-out pass@2, else training exact accuracy)."""
-    held = [m["eval/pass@2"] for m in metrics if "eval/pass@2" in m]
-    train = [m["train/exact_accuracy"] for m in metrics if "train/exact_accuracy" in m]
-    if len(held) >= 3 and max(held[-2:]) > max(held[:-2]):
-        return "yes: held-out pass@2 reached a new high in its last two evaluations"
-    tail = max(1, len(train) // 5)
-    if len(train) >= 10 and sum(train[-tail:]) / tail > sum(train[-2 * tail : -tail]) / tail:
-        return "held-out pass@2 flat at the end; training exact accuracy still rising over the last fifth"
-    return "no: flat over the last evaluations"
+@dataclass
+class SeedRun:
+    seed: int
+    run_dir: Path
+    step: int = 0
+    minutes: float = 0.0
+    threads: int = 0
+    capped: bool = False
+    examples_per_s: float = float("nan")
+
+
+def train_command(args: argparse.Namespace, rung: Rung, seed: int) -> list[str]:
+    cap = [f"train.max_minutes={args.minutes}"] if args.minutes else []
+    return [*launcher(args), "-m", "arc_trm.train", f"preset={rung.preset}", *rung.overrides, f"train.seed={seed}",
+            f"train.steps={rung.budget}", f"run.dir={rung.run_dir(seed)}", *cap]
+
+
+def parallel_runs(args: argparse.Namespace, waiting: int) -> int:
+    if args.launch:
+        return 1  # a launcher spreads one run over its devices
+    if args.parallel is not None:
+        return min(args.parallel, waiting)
+    return min(2, waiting, os.cpu_count() or 1)
+
+
+def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
+    """Train every seed to the budget (P side by side, each logging to RUN/train.log); resume where
+    a run stopped; skip the seeds already there."""
+    runs = [SeedRun(seed, rung.run_dir(seed)) for seed in rung.seeds]
+    for seed_run in runs:
+        done = trained_step(seed_run.run_dir)
+        if done > rung.budget:
+            sys.exit(f"error: {seed_run.run_dir}: trained to step {done:,}, past the budget of {rung.budget:,}; "
+                     "give --run-dir another folder")
+    waiting = [r for r in runs if trained_step(r.run_dir) < rung.budget]
+    width = max(1, parallel_runs(args, len(waiting)))
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // width)
+    if waiting:
+        print(f"training {len(waiting)} seed(s) of {rung.preset} to {rung.budget:,} steps "
+              f"({rung.budget * rung.config.train.global_batch:,} example-steps), {width} at a time, "
+              f"{threads} thread(s) each", flush=True)
+    while waiting:
+        batch, waiting = waiting[:width], waiting[width:]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if width > 1 else None
+        started = time.monotonic()
+        children = []
+        for seed_run in batch:
+            seed_run.run_dir.mkdir(parents=True, exist_ok=True)
+            command = train_command(args, rung, seed_run.seed)
+            print("$ " + " ".join(shlex.quote(c) for c in command) + (f"  > {seed_run.run_dir / 'train.log'}" if width > 1 else ""),
+                  flush=True)
+            log = open(seed_run.run_dir / "train.log", "ab") if width > 1 else None
+            children.append((seed_run, subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log), log))
+        for seed_run, child, log in children:
+            code = child.wait()
+            if log is not None:
+                log.close()
+            if code != 0:
+                tail = f"; see {seed_run.run_dir / 'train.log'}" if log is not None else ""
+                sys.exit(f"error: training seed {seed_run.seed} failed with exit code {code}{tail}")
+            add_minutes(seed_run.run_dir, (time.monotonic() - started) / 60, threads if width > 1 else cores)
+    for seed_run in runs:
+        seed_run.step = trained_step(seed_run.run_dir)
+        seed_run.capped = seed_run.step < rung.budget
+        spent = read_training_time(seed_run.run_dir)
+        seed_run.minutes, seed_run.threads = spent.get("minutes", float("nan")), spent.get("threads", 0)
+        rates = [m["train/examples_per_s"] for m in read_metrics(seed_run.run_dir) if "train/examples_per_s" in m]
+        seed_run.examples_per_s = statistics.median(rates) if rates else float("nan")
+    return runs
+
+
+def read_training_time(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "ladder_training.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def add_minutes(run_dir: Path, minutes: float, threads: int) -> None:
+    """Training wall-clock over all invocations (a killed invocation's minutes are not counted)."""
+    from arc_trm.io import atomic_write_json
+
+    spent = read_training_time(run_dir)
+    atomic_write_json(run_dir / "ladder_training.json",
+                      {"minutes": spent.get("minutes", 0.0) + minutes, "threads": threads}, indent=True)
 
 
 # ---------------------------------------------------------------------------------------- prediction
 
 
-def write_held_out(run_dir: Path) -> tuple[Path, list]:
-    """The held-out tasks of the run's data as RUN/held_out/challenges.json + solutions.json."""
+@dataclass
+class Held:
+    """A run's held-out tasks (those with known test outputs) and their groups."""
+
+    challenges: Path
+    tasks: list
+    groups: dict[str, list[str]] = field(default_factory=dict)  # group -> task ids
+
+
+def write_held_out(run_dir: Path) -> Held:
+    """The run's held-out tasks as RUN/held_out/challenges.json + solutions.json, and their groups."""
     from arc_trm.checkpoint import model_dir_of
     from arc_trm.config import load_config_file
-    from arc_trm.data.arc import PRESETS, arc_tasks
-    from arc_trm.datasets import resolve
+    from arc_trm.data.sources import build_source
     from arc_trm.grids import write_kaggle_pair
     from arc_trm.io import read_json
 
     info = read_json(model_dir_of(run_dir) / "data.json")
     config = load_config_file(run_dir / "config.yaml")
-    tasks = arc_tasks(config.data.tasks)[0] if config.data.tasks in PRESETS else resolve(config.data.tasks)
+    source = build_source(config.data, config.train.seed)  # the tasks exactly as trained (leak-cleaned)
     held = set(info["held_out"])
-    chosen = [t for t in tasks if t.id in held and t.has_solutions]
-    return write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen
+    chosen = [t for t in source.tasks if t.id in held and t.has_solutions]
+    training = set(info.get("held_out_training", []))
+    groups = {"evaluation": sorted(t.id for t in chosen if t.id not in training),
+              "training": sorted(t.id for t in chosen if t.id in training)}
+    return Held(write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen, groups)
 
 
-def settings(args: argparse.Namespace, trained_versions: int, halt_max_steps: int) -> list[Setting]:
-    def numbers(text: str, top: int) -> list[int]:
-        values = {top if item.strip() == "all" else min(int(item), top) for item in text.split(",") if item.strip()}
-        return sorted(v for v in values if v >= 1)
-
-    return [Setting(v, s) for v in numbers(args.versions, trained_versions) for s in numbers(args.steps, halt_max_steps)]
-
-
-def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting, step: int) -> Path:
+def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting) -> Path:
+    step = trained_step(run_dir)
     out = run_dir / "predict" / f"step_{step}" / setting.name
     if not (out / "candidates.parquet").exists():
         run([
@@ -196,22 +363,18 @@ def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: 
     return out
 
 
-def measure(out: Path, tasks: list) -> tuple[list[dict[str, Any]], dict[str, list[str]], int]:
-    """pass@1/2 of every policy on one prediction, the tasks each solves (pass@2), and the candidate count."""
+def task_scores(out: Path, tasks: list, policies: tuple[str, ...] = POLICY_ORDER, k: int = 2) -> tuple[dict[str, dict[str, float]], int]:
+    """policy -> task id -> pass@k score of one prediction, and its candidate count."""
     from arc_trm.candidates import load_candidates, load_log_probs
-    from arc_trm.vote import compare_policies, rank_of, vote
+    from arc_trm.vote import task_pass_at_k, vote
 
     table = load_candidates(out / "candidates.parquet")
     log_probs = load_log_probs(out / "log_probs.parquet")
-    rows = compare_policies(table, tasks, list(POLICY_ORDER), log_probs, ks=(1, 2))
-    solved = {}
-    for policy in POLICY_ORDER:
+    scores = {}
+    for policy in policies:
         rankings = vote(table, policy, **({"log_probs": log_probs} if policy == "poe" else {}))
-        solved[policy] = sorted(
-            t.id for t in tasks
-            if any((rank := rank_of(rankings.get((t.id, i), []), p.output)) is not None and rank < 2 for i, p in enumerate(t.test))
-        )
-    return rows, solved, len(table)
+        scores[policy] = task_pass_at_k(rankings, tasks, k)
+    return scores, len(table)
 
 
 def score_with_evaluation(out: Path, challenges: Path, policy: str) -> dict[str, Any]:
@@ -232,105 +395,311 @@ def score_with_evaluation(out: Path, challenges: Path, policy: str) -> dict[str,
     return json.loads(report.read_text())
 
 
+@dataclass
+class Measured:
+    """Every seed's per-task scores of every cell, and what they were measured on."""
+
+    pass2: dict[Cell, dict[int, dict[str, float]]]  # cell -> seed -> task -> pass@2
+    pass1: dict[Cell, dict[int, dict[str, float]]]
+    candidates: dict[Cell, float]  # mean over seeds
+    held: Held
+    halt_max_steps: int
+    trained_versions: int
+
+
+def measure_rung(args: argparse.Namespace, rung: Rung, runs: list[SeedRun], cells: list[tuple[Setting, tuple[str, ...]]]) -> Measured:
+    """Predict every seed's held-out tasks at each setting; score each policy per task."""
+    pass2: dict[Cell, dict[int, dict[str, float]]] = {}
+    pass1: dict[Cell, dict[int, dict[str, float]]] = {}
+    counts: dict[Cell, list[int]] = {}
+    held = None
+    for seed_run in runs:
+        held = write_held_out(seed_run.run_dir)
+        if not held.tasks:
+            sys.exit(f"error: {seed_run.run_dir}: the run holds out no task with known test outputs; nothing to measure")
+        for setting, policies in cells:
+            out = predict(args, seed_run.run_dir, held.challenges, setting)
+            two, count = task_scores(out, held.tasks, policies, 2)
+            one, _ = task_scores(out, held.tasks, policies, 1)
+            for policy in policies:
+                pass2.setdefault((setting, policy), {})[seed_run.seed] = two[policy]
+                pass1.setdefault((setting, policy), {})[seed_run.seed] = one[policy]
+                counts.setdefault((setting, policy), []).append(count)
+    from arc_trm.io import read_json
+
+    info = read_json(runs[0].run_dir / "model" / "data.json")
+    model_config = read_json(runs[0].run_dir / "model" / "config.json")
+    return Measured(pass2, pass1, {c: statistics.fmean(v) for c, v in counts.items()}, held,
+                    int(model_config["halt_max_steps"]), int(info["num_aug"]) + 1)
+
+
+def model_shape(run_dir: Path) -> tuple[int, int]:
+    """(trained versions, halt_max_steps) of a run's exported model."""
+    from arc_trm.io import read_json
+
+    info = read_json(run_dir / "model" / "data.json")
+    return int(info["num_aug"]) + 1, int(read_json(run_dir / "model" / "config.json")["halt_max_steps"])
+
+
 # -------------------------------------------------------------------------------------------- report
 
 
-def format_entry(args, overrides, run_dir, spent, metrics, config, results, best, score, curve) -> str:
-    last = metrics[-1]["step"] if metrics else 0
-    lines = [
-        f"- preset: `{preset_of(overrides)}` ({', '.join(overrides) or 'no overrides'}); run dir `{run_dir}`",
-        f"- budget: {args.minutes:g} min of training (spent {spent:.1f} min, loading, periodic evaluation and "
-        f"checkpoints included); {last:,} optimizer steps = {last * config.train.global_batch:,} example-steps "
-        f"(global batch {config.train.global_batch})",
-        f"- model: hidden {config.model.hidden}, heads {config.model.heads}, layers {config.model.layers}, "
-        f"T {config.model.T}, n {config.model.n}, halt_max_steps {config.model.halt_max_steps}, "
-        f"puzzle_emb_len {config.model.puzzle_emb_len}; data: canvas {config.data.canvas}, num_aug {config.data.num_aug}",
-        f"- held-out: {results['tasks']} tasks ({results['inputs']} test inputs); learning curve `{curve}`; "
-        f"still rising at the end: {still_rising(metrics)}",
-        "",
-        "| versions | steps | candidates | " + " | ".join(f"{p} pass@1 | {p} pass@2" for p in POLICY_ORDER) + " |",
-        "| ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in POLICY_ORDER) + " |",
-    ]
-    for setting, (rows, _, count) in results["by_setting"].items():
-        by_policy = {r["policy"]: r for r in rows}
-        cells = " | ".join(f"{100 * by_policy[p]['pass@1']:.1f}% | {100 * by_policy[p]['pass@2']:.1f}%" for p in POLICY_ORDER)
-        lines.append(f"| {setting.versions} | {setting.steps} | {count:,} | {cells} |")
-    best_setting, best_policy = best
-    solved = results["by_setting"][best_setting][1]
-    lines += [
-        "",
-        f"Best: policy `{best_policy}` with {best_setting.versions} versions x {best_setting.steps} steps "
-        f"(highest pass@2, then pass@1, then fewest candidates). `evaluation.score` on its submission.json: "
-        f"score {100 * score['score']:.2f}% ({sum(t['score'] > 0 for t in score['tasks'].values())} of "
-        f"{score['n_tasks']} tasks with a solved output).",
-        "",
-        "Solved (pass@2) at that setting, by policy:",
-    ]
-    lines += [f"- {policy}: {', '.join(solved[policy]) or 'none'}" for policy in POLICY_ORDER]
-    return "\n".join(lines)
+def machine(runs: list[SeedRun]) -> str:
+    """The device line: CPU, cores, measured matmul rate, and how the runs used the cores."""
+    import torch
+
+    peak = measure_peak(torch.device("cpu"), torch.float32)
+    threads = sorted({r.threads for r in runs if r.threads})
+    return (f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {peak.describe()}; "
+            f"training used {'/'.join(map(str, threads)) or 'all'} thread(s) per run")
 
 
-def choose_best(by_setting: dict[Setting, tuple]) -> tuple[Setting, str]:
-    candidates = []
-    for setting, (rows, _, count) in by_setting.items():
-        for row in rows:
-            candidates.append((-row["pass@2"], -row["pass@1"], count, POLICY_ORDER.index(row["policy"]), setting, row["policy"]))
-    best = min(candidates, key=lambda c: c[:4])
-    return best[4], best[5]
+def budget_lines(rung: Rung, runs: list[SeedRun]) -> list[str]:
+    batch = rung.config.train.global_batch
+    lines = [f"- rung: `{rung.preset}` ({', '.join(rung.overrides) or 'no overrides'}); runs under `{display(rung.root)}`",
+             f"- budget: {rung.budget:,} optimizer steps x global batch {batch} = {rung.budget * batch:,} example-steps per seed"]
+    for r in runs:
+        capped = " **(stopped by the --minutes cap: not the rung's figure)**" if r.capped else ""
+        lines.append(f"  - seed {r.seed}: {r.step:,} steps = {r.step * batch:,} example-steps in {r.minutes:.1f} min of training "
+                     f"({r.threads or '?'} thread(s); median {r.examples_per_s:.0f} examples/s){capped}")
+    return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, overrides = parse_args(argv)
-    from arc_trm.checkpoint import load_model
-    from arc_trm.config import load_config, load_config_file
-    from arc_trm.errors import UserError
+def display(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
-    preset = preset_of(overrides)
-    run_dir = Path(args.run_dir or f"runs/accuracy_{preset}")
-    if not run_dir.is_absolute():
-        run_dir = REPO / run_dir
-    try:
-        load_config(overrides)  # a bad override is one line now, not after a stage has started
-    except UserError as error:
-        sys.exit(f"error: {error}")
-    print(f"[1/4] training {preset} for {args.minutes:g} min in {run_dir}", flush=True)
-    spent = train(args, overrides, run_dir)
-    config = load_config_file(run_dir / "config.yaml")
-    metrics = read_metrics(run_dir)
-    curve = run_dir / "learning_curve.png"
-    learning_curve(metrics, config.train.global_batch, curve)
 
-    print("[2/4] writing the held-out tasks", flush=True)
-    challenges, tasks = write_held_out(run_dir)
-    if not tasks:
-        sys.exit(f"error: {run_dir}: the run holds out no task with known test outputs; nothing to measure")
-    model, _, info = load_model(run_dir / "model")
-    trained_versions = info["num_aug"] + 1
-    step = metrics[-1]["step"] if metrics else 0
+def group_lines(measured: Measured, default: Cell) -> list[str]:
+    """The protocol's table: per group, the default policy (no choice) and the validation-chosen cell."""
+    lines = ["| group | tasks (validation / test) | default vote, whole group | default vote, test half | "
+             "chosen on the validation half | its validation figure | **chosen, test half** |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for group in GROUPS:
+        ids = measured.held.groups.get(group, [])
+        if not ids:
+            continue
+        halves = ladder.split_halves(ids)
+        chosen = ladder.choose(measured.pass2, halves["validation"], measured.candidates)
+        cells = [
+            ladder.spread(measured.pass2[default], ids), ladder.spread(measured.pass2[default], halves["test"]),
+            ladder.spread(measured.pass2[chosen], halves["validation"]), ladder.spread(measured.pass2[chosen], halves["test"]),
+        ]
+        text = [c.cell() if c is not None else "-" for c in cells]
+        lines.append(f"| {group} | {len(ids)} ({len(halves['validation'])} / {len(halves['test'])}) | {text[0]} | {text[1]} | "
+                     f"`{chosen[1]}`, {chosen[0].versions} versions x {chosen[0].steps} steps | {text[2]} | **{text[3]}** |")
+    return lines
 
-    print(f"[3/4] predicting {len(tasks)} held-out tasks", flush=True)
-    by_setting = {}
-    for setting in settings(args, trained_versions, model.config.halt_max_steps):
-        out = predict(args, run_dir, challenges, setting, step)
-        by_setting[setting] = measure(out, tasks)
-        rows = {r["policy"]: r for r in by_setting[setting][0]}
-        print(f"  {setting.name}: " + ", ".join(f"{p} pass@2 {100 * rows[p]['pass@2']:.1f}%" for p in POLICY_ORDER), flush=True)
 
-    print("[4/4] scoring and recording", flush=True)
-    best = choose_best(by_setting)
-    score = score_with_evaluation(run_dir / "predict" / f"step_{step}" / best[0].name, challenges, best[1])
-    results = {"tasks": len(tasks), "inputs": sum(len(t.test) for t in tasks), "by_setting": by_setting}
-    threads = os.environ.get("OMP_NUM_THREADS")
-    used = f"{threads} thread(s) per process (OMP_NUM_THREADS)" if threads else "all used by training"
-    device = describe_device(None).replace("(1 used)", f"({used})")
-    body = format_entry(args, overrides, run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir,
-                        spent, metrics, config, results, best, score, curve.name)
-    text = entry(__file__, device, command_line(__file__, argv),
-                 "held-out pass@K in % of tasks per voting policy, per (versions, supervision steps) setting", [body])
+def cell_table(measured: Measured) -> list[str]:
+    """Every cell's pass@2 over each whole group, mean over seeds: a description, not a choice."""
+    present = [g for g in GROUPS if measured.held.groups.get(g)]
+    lines = ["| versions | steps | policy | candidates | " + " | ".join(f"{g} pass@1 | {g} pass@2" for g in present) + " |",
+             "| ---: | ---: | --- | ---: | " + " | ".join("---: | ---:" for _ in present) + " |"]
+    for (setting, policy), scores in measured.pass2.items():
+        figures = []
+        for group in present:
+            ids = measured.held.groups[group]
+            figures.append(f"{100 * statistics.fmean(ladder.figure(measured.pass1[(setting, policy)], ids)):.1f}%")
+            figures.append(f"{100 * statistics.fmean(ladder.figure(scores, ids)):.1f}%")
+        lines.append(f"| {setting.versions} | {setting.steps} | {policy} | {measured.candidates[(setting, policy)]:,.0f} | "
+                     + " | ".join(figures) + " |")
+    return lines
+
+
+def solved_lines(measured: Measured, cell: Cell) -> list[str]:
+    lines = []
+    for group in GROUPS:
+        ids = measured.held.groups.get(group, [])
+        counts = {t: sum(measured.pass2[cell][seed][t] > 0 for seed in measured.pass2[cell]) for t in ids}
+        solved = [f"{t} ({n}/{len(measured.pass2[cell])}, {ladder.half(t)})" for t, n in sorted(counts.items()) if n]
+        if ids:
+            lines.append(f"- {group}: {', '.join(solved) or 'none'}")
+    return lines
+
+
+def learning_curve(runs: list[SeedRun], global_batch: int, path: Path) -> None:
+    """Held-out pass@2 of both groups (periodic evaluations) and training exact accuracy, every seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
+    for i, seed_run in enumerate(runs):
+        metrics = read_metrics(seed_run.run_dir)
+        label = i == 0
+        for key, color, name in (("train/exact_accuracy", "tab:gray", "training exact accuracy (ACT steps)"),
+                                 ("eval/pass@2", "tab:red", "evaluation tasks: pass@2 (periodic)"),
+                                 ("eval_training/pass@2", "tab:blue", "training tasks: pass@2 (periodic)")):
+            points = [(m["step"] * global_batch, m[key]) for m in metrics if key in m]
+            if points:
+                axis.plot(*zip(*points), color=color, linewidth=1, marker=None if key.startswith("train") else "o",
+                          markersize=3, alpha=0.8, label=name if label else None)
+    axis.set_xlabel("example-steps (optimizer steps x global batch)")
+    axis.set_ylabel("fraction")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", fontsize=8)
+    axis.set_title(f"{path.parent.name}: {len(runs)} seed(s)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    tmp.replace(path)
+
+
+def publish(args: argparse.Namespace, argv: list[str], device: str, figures: str, body: list[str]) -> None:
+    text = entry(__file__, device, command_line(__file__, argv), figures, body)
     print(text)
     if not args.no_record:
         record(text, Path(args.results))
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> int:
+    from arc_trm.vote import DEFAULT_POLICY
+
+    rung = rung_of(args, overrides)
+    print(f"[1/4] training {rung.preset}, seeds {rung.seeds}, in {display(rung.root)}", flush=True)
+    runs = train_rung(args, rung)
+    curve = rung.root / "learning_curve.png"
+    learning_curve(runs, rung.config.train.global_batch, curve)
+
+    print("[2/4] predicting the held-out tasks at every setting", flush=True)
+    versions, halt_max_steps = model_shape(runs[0].run_dir)
+    settings = [Setting(v, s) for v in numbers(args.versions, versions) for s in numbers(args.steps, halt_max_steps)]
+    measured = measure_rung(args, rung, runs, [(s, POLICY_ORDER) for s in settings])
+    default = (Setting(versions, halt_max_steps), DEFAULT_POLICY)
+
+    print("[3/4] scoring the default vote with evaluation.score", flush=True)
+    out = runs[0].run_dir / "predict" / f"step_{runs[0].step}" / default[0].name
+    score = score_with_evaluation(out, measured.held.challenges, DEFAULT_POLICY)
+
+    print("[4/4] recording", flush=True)
+    body = budget_lines(rung, runs) + [
+        f"- held out: {', '.join(f'{len(measured.held.groups[g])} {g} tasks' for g in GROUPS if measured.held.groups.get(g))}; "
+        f"halves by `ladder.half` (hash of the task id); learning curve `{display(curve)}`",
+        f"- evaluation.score on seed {runs[0].seed}'s default-vote submission (both groups together): "
+        f"score {100 * score['score']:.2f}% over {score['n_tasks']} tasks",
+        "",
+        "pass@2, mean over seeds (lowest-highest seed; 95% bootstrap interval over tasks). The default vote "
+        f"is `{DEFAULT_POLICY}` over every version and step; the choice (setting and policy) is made on the "
+        "validation half and reported on the test half:",
+        "",
+        *group_lines(measured, default),
+        "",
+        "Solved at the default vote (seeds that solve it, half):",
+        *solved_lines(measured, default),
+        "",
+        "Every cell over each whole group (mean over seeds). A description, not a choice: a maximum read off "
+        "this table is an oracle chosen on the test tasks.",
+        "",
+        *cell_table(measured),
+    ]
+    publish(args, argv, machine(runs), "held-out pass@2 of each group under the ladder's protocol "
+            "(validation-chosen setting on the test half, default vote), per seed and per cell", body)
     return 0
+
+
+@dataclass
+class Arm:
+    name: str
+    overrides: list[str]
+    policy: str
+    versions: str
+    steps: str
+
+
+def read_arm(path: str) -> Arm:
+    """An arm file (see the module's docstring); a mistake is one error line naming the file."""
+    import yaml
+
+    from arc_trm.errors import ConfigError
+    from arc_trm.vote import DEFAULT_POLICY, POLICIES
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the arm ({type(error).__name__}: {str(error).splitlines()[0]})")
+    if not isinstance(values, dict) or set(values) - {"name", "overrides", "predict"}:
+        raise ConfigError(f"{path}: an arm holds name, overrides and predict only")
+    overrides = values.get("overrides") or []
+    if isinstance(overrides, dict):
+        overrides = [f"{k}={v}" for k, v in overrides.items()]
+    if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
+        raise ConfigError(f"{path}: overrides must be a list of key=value (or a mapping)")
+    predict = values.get("predict") or {}
+    if not isinstance(predict, dict) or set(predict) - {"policy", "versions", "steps"}:
+        raise ConfigError(f"{path}: predict holds policy, versions and steps only")
+    policy = str(predict.get("policy", DEFAULT_POLICY))
+    if policy not in POLICIES:
+        raise ConfigError(f"{path}: unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    versions, steps = str(predict.get("versions", "all")), str(predict.get("steps", "all"))
+    for name, text in (("versions", versions), ("steps", steps)):
+        try:
+            if len(numbers(text, 1)) != 1:
+                raise ValueError("one value")
+        except ValueError as error:
+            raise ConfigError(f"{path}: predict.{name}: {error}")
+    return Arm(str(values.get("name", Path(path).stem)), overrides, policy, versions, steps)
+
+
+def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> int:
+    from arc_trm.config import load_config
+    from arc_trm.errors import ConfigError, UserError
+
+    arms = [read_arm(path) for path in args.arms]
+    rungs = []
+    for arm in arms:
+        try:
+            load_config([*overrides, *arm.overrides])
+        except UserError as error:
+            raise ConfigError(f"{arm.name}: {error}") from None
+        rungs.append(rung_of(argparse.Namespace(**{**vars(args), "run_dir": None}), [*overrides, *arm.overrides]))
+    if len({r.budget * r.config.train.global_batch for r in rungs}) != 1:
+        sys.exit("error: the arms' budgets differ in example-steps; give --example-steps")
+    scores = []
+    runs = None
+    for arm, rung in zip(arms, rungs):
+        print(f"arm {arm.name}: {rung.preset} {' '.join(rung.overrides)} in {display(rung.root)}", flush=True)
+        runs = train_rung(args, rung)
+        versions, halt_max_steps = model_shape(runs[0].run_dir)
+        setting = Setting(numbers(arm.versions, versions)[0], numbers(arm.steps, halt_max_steps)[0])
+        scores.append((measure_rung(args, rung, runs, [(setting, (arm.policy,))]), (setting, arm.policy)))
+    (a, cell_a), (b, cell_b) = scores
+    lines = [f"- A: {describe_arm(arms[0], rungs[0], cell_a)}", f"- B: {describe_arm(arms[1], rungs[1], cell_b)}",
+             f"- budget: {rungs[0].budget * rungs[0].config.train.global_batch:,} example-steps per seed; seeds {rungs[0].seeds}",
+             "", "| group | tasks | A pass@2 | B pass@2 | B - A (95% paired bootstrap interval) | tasks B better / worse | verdict |",
+             "| --- | ---: | ---: | ---: | --- | --- | --- |"]
+    for group in GROUPS:
+        ids = a.held.groups.get(group, [])
+        if not ids:
+            continue
+        d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
+        lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
+                     f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
+    publish(args, argv, machine(runs or []), "pass@2 of two arms on the same rung and seeds over each whole held-out "
+            "group (every setting fixed by the arm, none chosen on these tasks), and B - A with a per-task paired "
+            "bootstrap interval (tasks resampled, each task's scores averaged over seeds)", lines)
+    return 0
+
+
+def describe_arm(arm: Arm, rung: Rung, cell: Cell) -> str:
+    return (f"`{arm.name}`: `{rung.preset}` {' '.join(f'`{o}`' for o in rung.overrides) or '(no overrides)'}; "
+            f"`{cell[1]}` vote over {cell[0].versions} versions x {cell[0].steps} steps; runs `{display(rung.root)}`")
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    from arc_trm.config import load_config
+
+    argv = sys.argv[1:] if argv is None else argv
+    args, overrides = parse_args(argv)
+    load_config(overrides)  # a bad override is one line now, not after a stage has started
+    return compare_main(args, overrides, argv) if args.compare else ladder_main(args, overrides, argv)
 
 
 if __name__ == "__main__":

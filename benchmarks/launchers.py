@@ -8,6 +8,8 @@ the same config and the same global batch under each launcher:
 
 - `one`:   one process, `python -m arc_trm.train`, all the machine's cores as torch threads;
 - `one1`:  the same with one thread (what each process of the two-process launchers gets);
+- `compiled`: `one` with `train.compile=true` (torch.compile's first steps fall in the skipped windows);
+- `pair`:  two independent `one1` runs side by side (two seeds of a ladder rung): their summed examples/s;
 - `ddp`:   `accelerate launch` with accelerate_configs/cpu.yaml: 2 processes, one gloo group (DDP);
 - `zero1`, `zero2`: `accelerate launch` with accelerate_configs/deepspeed_zero{1,2}.yaml, 2 processes
   (DeepSpeed on its CPU accelerator over gloo).
@@ -37,30 +39,34 @@ from common import REPO, command_line, describe_device, entry, publish  # noqa: 
 
 from arc_trm.distributed import free_port  # noqa: E402
 
-LAUNCHERS = ("one", "one1", "ddp", "zero1", "zero2")
+LAUNCHERS = ("one", "one1", "compiled", "pair", "ddp", "zero1", "zero2")
 DESCRIPTIONS = {
     "one": "python -m arc_trm.train, 1 process",
     "one1": "python -m arc_trm.train, 1 process, 1 thread",
+    "compiled": "python -m arc_trm.train train.compile=true, 1 process",
+    "pair": "two python -m arc_trm.train side by side, 1 thread each (summed)",
     "ddp": "accelerate launch (cpu.yaml): DDP, 2 gloo processes",
     "zero1": "accelerate launch (deepspeed_zero1.yaml): ZeRO-1, 2 processes",
     "zero2": "accelerate launch (deepspeed_zero2.yaml): ZeRO-2, 2 processes",
 }
 PROCESSES = 2
+SINGLE = ("one", "one1", "compiled", "pair")
+"""Launchers whose runs are one process each (`pair` starts two of them)."""
 
 
 def launch_prefix(launcher: str) -> list[str]:
     """The command before `arc_trm.train`'s arguments."""
-    if launcher in ("one", "one1"):
-        return [sys.executable, "-m", "arc_trm.train"]
+    if launcher in SINGLE:
+        return [sys.executable, "-m", "arc_trm.train", *(["train.compile=true"] if launcher == "compiled" else [])]
     config = "cpu.yaml" if launcher == "ddp" else f"deepspeed_{launcher}.yaml"
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "accelerate_configs" / config),
             "--num_processes", str(PROCESSES), "--main_process_port", str(free_port()), "-m", "arc_trm.train"]
 
 
 def threads(launcher: str, cores: int) -> int:
-    if launcher == "one1":
+    if launcher in ("one1", "pair"):
         return 1
-    return cores if launcher == "one" else max(1, cores // PROCESSES)
+    return cores if launcher in ("one", "compiled") else max(1, cores // PROCESSES)
 
 
 def window_rates(run_dir: Path) -> list[float]:
@@ -70,19 +76,25 @@ def window_rates(run_dir: Path) -> list[float]:
 
 
 def run_launcher(launcher: str, overrides: list[str], cores: int, work: Path, skip: int) -> float:
-    """The median examples/s of one launcher's run, after the first `skip` windows."""
-    run_dir = work / f"{launcher}-{len(list(work.iterdir()))}"
+    """The median examples/s of one launcher's run, after the first `skip` windows (`pair`: the sum of
+    its two runs' medians)."""
     count = str(threads(launcher, cores))
     env = {**os.environ, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count, "TOKENIZERS_PARALLELISM": "false"}
+    run_dirs = [work / f"{launcher}-{len(list(work.iterdir()))}-{i}" for i in range(2 if launcher == "pair" else 1)]
     # from the repository root: the DeepSpeed configs name their JSON relative to it
-    result = subprocess.run([*launch_prefix(launcher), *overrides, f"run.dir={run_dir}"], cwd=REPO, env=env,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"error: {launcher} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
-    rates = window_rates(run_dir)[skip:]
-    if not rates:
-        raise SystemExit(f"error: {launcher}: no logged window after the first {skip}; raise --steps")
-    return statistics.median(rates)
+    children = [subprocess.Popen([*launch_prefix(launcher), *overrides, f"run.dir={run_dir}", f"train.seed={i}"], cwd=REPO,
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for i, run_dir in enumerate(run_dirs)]
+    total = 0.0
+    for child, run_dir in zip(children, run_dirs):
+        _, stderr = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"error: {launcher} failed (exit {child.returncode}):\n{stderr[-2000:]}")
+        rates = window_rates(run_dir)[skip:]
+        if not rates:
+            raise SystemExit(f"error: {launcher}: no logged window after the first {skip}; raise --steps")
+        total += statistics.median(rates)
+    return total
 
 
 def main() -> None:
@@ -117,7 +129,7 @@ def main() -> None:
             f"{launchers[0]} | each round's examples/s |", "| --- | --- | ---: | ---: | ---: | --- |"]
     for name in launchers:
         rate = statistics.median(rates[name])
-        processes = 1 if name in ("one", "one1") else PROCESSES
+        processes = 1 if name in SINGLE and name != "pair" else PROCESSES
         body.append(f"| {DESCRIPTIONS[name]} | {processes} x {threads(name, cores)} | {rate:.1f} | "
                     f"{1000 * args.global_batch / rate:.1f} | {base / rate:.2f}x | "
                     f"{', '.join(f'{r:.1f}' for r in rates[name])} |")

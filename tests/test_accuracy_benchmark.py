@@ -1,54 +1,90 @@
-"""benchmarks/accuracy.py's plumbing on a tiny budget: it trains, predicts, votes, scores, writes a
-well-formed RESULTS entry and a learning curve. Nothing here is about accuracy (that is a measured
+"""benchmarks/accuracy.py's plumbing on a tiny budget: it trains to a budget of work, predicts both
+held-out groups, chooses on the validation half, writes a well-formed RESULTS entry and a learning
+curve, and `compare` prints a paired interval. Nothing here is about accuracy (that is a measured
 figure in benchmarks/RESULTS.md, never a test threshold)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "preset=tiny", "data.max_tasks=4", "data.num_aug=2", "data.hold_out_training_tests=true", "model.hidden=16",
+    "model.heads=2", "model.halt_max_steps=2", "train.global_batch=8", "run.eval_every=3", "run.eval_aug=2",
+    "run.tracker=none", "run.log_every=1",
+]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_accuracy_benchmark_writes_an_entry_and_a_curve(tmp_path):
-    results = tmp_path / "RESULTS.md"
-    run_dir = tmp_path / "run"
-    command = [
-        sys.executable, "benchmarks/accuracy.py", "--minutes", "0.25", "--run-dir", str(run_dir),
-        "--versions", "1,all", "--steps", "1,all", "--results", str(results),
-        "preset=tiny", "data.max_tasks=4", "data.num_aug=2", "model.hidden=16", "model.heads=2",
-        "model.halt_max_steps=2", "train.global_batch=8", "run.eval_every=3", "run.eval_aug=2",
-        "run.tracker=none", "run.log_every=1",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+def accuracy(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "benchmarks/accuracy.py", *arguments], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=ENV)
+
+
+def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
+    results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    arguments = ["--example-steps", "44", "--seeds", "2", "--run-dir", str(runs), "--versions", "1,all", "--steps", "1,all",
+                 "--results", str(results), *SMALL]
+    done = accuracy(*arguments)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     text = results.read_text()
-    assert text.startswith("# Benchmark results\n")
     assert re.search(r"^## \d{4}-\d\d-\d\d \d\d:\d\d UTC: accuracy\.py$", text, re.M)
-    for line in ("- device: ", "- command: `python benchmarks/accuracy.py", "- preset: `tiny`", "- budget: 0.25 min"):
-        assert line in text
-    assert re.search(r"\d[\d,]* optimizer steps = [\d,]+ example-steps", text)
-    # one table row per (versions, steps) setting: 3 versions (identity + 2) are 'all' here
-    rows = re.findall(r"^\| (\d+) \| (\d+) \| ([\d,]+) \|", text, re.M)
-    assert [(v, s) for v, s, _ in rows] == [("1", "1"), ("1", "2"), ("3", "1"), ("3", "2")]
-    # candidates: (tasks' test inputs) x versions x steps, so the settings' counts keep those ratios
-    counts = [int(c.replace(",", "")) for _, _, c in rows]
-    assert counts[1] == 2 * counts[0] and counts[3] == 2 * counts[2] and counts[2] == 3 * counts[0]
-    for policy in ("reference", "halt_weighted", "first_halt", "poe"):
-        assert f"- {policy}: " in text
-    assert "`evaluation.score` on its submission.json: score " in text
+    assert "measured matmul rate" in text and "- command: `python benchmarks/accuracy.py" in text
+    # 44 example-steps at batch 8 round up to 6 optimizer steps = 48 example-steps, for each seed
+    assert "- budget: 6 optimizer steps x global batch 8 = 48 example-steps per seed" in text
+    for seed in (0, 1):
+        assert re.search(rf"  - seed {seed}: 6 steps = 48 example-steps in [\d.]+ min of training", text)
+        assert (runs / f"seed_{seed}" / "model" / "weights.safetensors").exists()
+    # both groups in the protocol's table, each split into halves, the chosen cell named
+    for group in ("evaluation", "training"):
+        row = re.search(rf"^\| {group} \| 4 \((\d) / (\d)\) \| .*`(\w+)`, (\d) versions x (\d) steps", text, re.M)
+        assert row and int(row[1]) + int(row[2]) == 4, group
+    assert "a maximum read off this table is an oracle chosen on the test tasks" in text
+    cells = re.findall(r"^\| (\d) \| (\d) \| (\w+) \| ", text, re.M)
+    assert len(cells) == 2 * 2 * 4  # versions x steps x policies
+    assert (runs / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = [json.loads(line) for line in (runs / "seed_0" / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval/pass@2" in m and "eval_training/pass@2" in m for m in metrics)
 
-    curve = run_dir / "learning_curve.png"
-    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run_dir / "held_out" / "challenges.json").exists() and (run_dir / "held_out" / "solutions.json").exists()
-
-    # a re-run spends no more training time: the budget is spent, the model is reused
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    # a re-run trains nothing more: each seed is at its budget
+    again = accuracy(*arguments)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "already spent" in again.stdout
+    assert "seed(s) of" not in again.stdout and "arc_trm.train" not in again.stdout
     assert text.count("accuracy.py\n") + 1 == results.read_text().count("accuracy.py\n")
+
+
+def test_compare_prints_a_paired_interval(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    (tmp_path / "a.yaml").write_text("name: reference vote\npredict: {policy: reference}\n")
+    (tmp_path / "b.yaml").write_text("predict: {policy: halt_weighted}\n")
+    done = accuracy("compare", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--optimizer-steps", "4",
+                    "--results", str(results), *SMALL, f"run.dir={tmp_path}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text()
+    assert "- A: `reference vote`" in text and "- B: `b`" in text
+    rows = re.findall(r"^\| (evaluation|training) \| 4 \| [\d.]+% \| [\d.]+% \| ([+-][\d.]+) points \(([+-][\d.]+) to ([+-][\d.]+)\)",
+                      text, re.M)
+    assert [r[0] for r in rows] == ["evaluation", "training"]
+    for _, difference, low, high in rows:
+        assert float(low) <= float(difference) <= float(high)
+    # the arms differ only in the vote: they share one training run
+    assert text.count("runs `") == 2 and len(set(re.findall(r"runs `([^`]+)`", text))) == 1
+
+
+@pytest.mark.parametrize("option", [
+    ["--versions", "abc"], ["--steps", "0"], ["--versions", "-3"], ["--batch-size", "0"], ["--minutes", "nan"],
+    ["--launch", "'"], ["--results", "."], ["--seeds", "0"], ["--example-steps", "0"],
+])
+def test_bad_options_are_one_line_before_any_work(option, tmp_path):
+    done = accuracy(*option, "--run-dir", str(tmp_path / "never"), "preset=tiny")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and done.stderr.startswith(f"error: {option[0]}")
+    assert not (tmp_path / "never").exists()

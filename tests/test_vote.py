@@ -344,4 +344,4 @@ def test_in_training_evaluation_scores_the_default_vote():
     candidates = [Candidate("t", 0, k, step, q, grid) for k in range(3) for step, q, grid in ((1, 0.9, right), (2, 0.1, wrong))]
     assert pass_at_k(vote(CandidateTable.from_candidates(candidates), "reference"), [task], ks=(1, 2))[1] == 0.0
     metrics = held_out_metrics(candidates, [task], last_step=2)
-    assert metrics == {"eval/pass@1": 1.0, "eval/pass@2": 1.0, "eval/exact_accuracy": 0.0}
+    assert metrics == {"pass@1": 1.0, "pass@2": 1.0, "exact_accuracy": 0.0}

@@ -125,12 +125,15 @@ class ArcSource:
         skipped: Sequence[str] = (),
         progress: bool = False,
         translate: bool = True,
+        held_out_training: Iterable[str] = (),
     ):
         """`tasks` must fit the canvas; `distinct` (ks per task) is computed when not given. `translate`:
-        training pairs at random offsets (the reference), else top-left like the test inputs."""
+        training pairs at random offsets (the reference), else top-left like the test inputs.
+        `held_out_training`: the held-out tasks that come from a training split (reported apart)."""
         self.tasks = tasks
         self.translate = translate
         self.held_out = frozenset(held_out) & {task.id for task in tasks}
+        self.held_out_training = frozenset(held_out_training) & self.held_out
         self.num_aug = num_aug
         self.seed = seed
         self.canvas = canvas
@@ -162,6 +165,7 @@ class ArcSource:
         canvas: int = 30,
         progress: bool = False,
         translate: bool = True,
+        held_out_training: Iterable[str] = (),
     ) -> "ArcSource":
         """Source over the tasks that fit the canvas (the others are skipped and listed in `metadata`)."""
         if num_aug < 0:
@@ -177,7 +181,8 @@ class ArcSource:
         skipped = [task.id for task in train_tasks if not fits(task, canvas)]
         if not kept:
             raise ConfigError(f"none of the {len(train_tasks)} tasks fits a {canvas}x{canvas} canvas (every grid must fit)")
-        return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress, translate=translate)
+        return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress, translate=translate,
+                   held_out_training=held_out_training)
 
     def _hashed_pairs(self, task: Task) -> list[Pair]:
         """What a version is compared on: everything except the held-out answers."""
@@ -252,6 +257,7 @@ class ArcSource:
         return {
             "task_ids": [task.id for task in self.tasks],
             "held_out": sorted(self.held_out),
+            "held_out_training": sorted(self.held_out_training),
             "num_groups": len(self.tasks),
             "num_aug": self.num_aug,
             "seed": self.seed,
@@ -325,7 +331,7 @@ class ArcSource:
             tasks = [_task_from_row(row) for row in rows]
             distinct = [np.asarray(row["distinct_k"], dtype=np.int64) for row in rows]
             return cls(tasks, meta["held_out"], int(meta["num_aug"]), int(meta["seed"]), int(meta["canvas"]), distinct,
-                       meta["skipped_tasks"])
+                       meta["skipped_tasks"], held_out_training=meta.get("held_out_training", []))
         except (KeyError, TypeError, ValueError) as error:  # a hand-edited metadata.json
             raise DataError(f"{out_dir / 'metadata.json'}: a field is missing or of the wrong type "
                             f"({type(error).__name__}: {error}); rebuild the folder") from None
@@ -428,6 +434,15 @@ def drop_leaked_pairs(train_tasks: list[Task], held_out_tasks: list[Task]) -> tu
                 else:
                     kept[part].append(pair)
         cleaned.append(Task(task.id, tuple(kept["train"]), tuple(kept["test"])))
+    return cleaned, dropped
+
+
+def hold_out_every_test(tasks: list[Task]) -> tuple[list[Task], list[str]]:
+    """Every task's test pairs held out: drop each demo equal to a solved test pair of any task (its own
+    or another's), so that the leak guard holds; also say which demos were dropped."""
+    cleaned, dropped = drop_leaked_pairs([Task(t.id, t.train, ()) for t in tasks], tasks)
+    cleaned = [Task(task.id, kept.train, task.test) for task, kept in zip(tasks, cleaned)]
+    check_no_leak([], cleaned)
     return cleaned, dropped
 
 

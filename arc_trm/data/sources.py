@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from arc_trm.data.stream import ExampleSource
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Task
+
+log = logging.getLogger(__name__)
 
 
 def limit_tasks(tasks: list[Task], held_out: set[str], max_tasks: int, canvas: int) -> list[Task]:
@@ -25,7 +28,7 @@ def limit_tasks(tasks: list[Task], held_out: set[str], max_tasks: int, canvas: i
 
 def build_source(data: DataConfig, seed: int) -> ExampleSource:
     if data.track == "arc":
-        from arc_trm.data.arc import PRESETS, ArcSource, arc_tasks
+        from arc_trm.data.arc import PRESETS, ArcSource, arc_tasks, hold_out_every_test
 
         if data.path:
             return ArcSource.load(data.path)
@@ -37,8 +40,15 @@ def build_source(data: DataConfig, seed: int) -> ExampleSource:
         else:
             raise ConfigError(f"data.tasks: '{data.tasks}' is neither {' nor '.join(PRESETS)} nor an existing path")
         tasks = limit_tasks(tasks, held_out, data.max_tasks, data.canvas)
+        held_out_training: set[str] = set()
+        if data.hold_out_training_tests:
+            tasks, dropped = hold_out_every_test(tasks)
+            for line in dropped:
+                log.warning("dropped a demo equal to a held-out test pair: %s", line)
+            held_out_training = {t.id for t in tasks} - held_out
+            held_out = {t.id for t in tasks}
         return ArcSource.from_tasks(tasks, held_out & {t.id for t in tasks}, num_aug=data.num_aug, seed=seed, canvas=data.canvas,
-                                    translate=data.translate)
+                                    translate=data.translate, held_out_training=held_out_training)
     if data.track == "sudoku":
         from arc_trm.data.sudoku import SudokuSource, load_sudoku_csv, subsample
 
