@@ -247,10 +247,28 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
             kind = "floats" if name == "q_halt" else "whole numbers of an integer type"
             raise DataError(f"{source}: column {name} must hold {kind} without nulls, not {arrow.schema.field(name).type}")
     numeric = {name: arrow[name].to_numpy() for name in kinds}
+    check_values(numeric, source)
     try:
         return CandidateTable(task_ids, checkpoints, grids, task=task, checkpoint=checkpoint, grid=grid, **numeric)
     except ValueError as error:
         raise DataError(f"{source}: {error}") from None
+
+
+LOWEST = {"test_index": 0, "augmentation": 0, "step": 1}
+
+
+def check_values(columns: Mapping[str, np.ndarray], source: str) -> None:
+    """Refuse what voting would silently misread: a q_halt that is no probability (NaN, inf or negative
+    reorder the answers) and an index below its first value (steps count from 1). Names file and row."""
+    q_halt = columns["q_halt"]
+    bad = np.flatnonzero(~((q_halt >= 0) & (q_halt <= 1)))  # NaN fails both comparisons
+    if bad.size:
+        raise DataError(f"{source}: row {bad[0]} (counted from 0) has q_halt {q_halt[bad[0]]}: "
+                        "it must be a probability from 0 to 1 (the sigmoid of the halt logit)")
+    for name, lowest in LOWEST.items():
+        bad = np.flatnonzero(columns[name] < lowest)
+        if bad.size:
+            raise DataError(f"{source}: row {bad[0]} (counted from 0) has {name} {columns[name][bad[0]]}: it must be >= {lowest}")
 
 
 def exact_column(name: str, values: Sequence | np.ndarray, dtype: type) -> np.ndarray:

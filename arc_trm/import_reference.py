@@ -22,7 +22,7 @@ from arc_trm.augment import Augmentation
 from arc_trm.checkpoint import export_model
 from arc_trm.config import Config, validate
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
-from arc_trm.io import read_json
+from arc_trm.io import read_json, refuse_output_on_input
 from arc_trm.model.trm import TRM, ModelConfig
 
 PREFIX = "model.inner."
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=None, help="tokens without prefix (default: 900 ARC/Maze, 81 Sudoku)")
     args = parser.parse_args(argv)
+    refuse_output_on_input(args.out, {"the checkpoint": args.checkpoint, "the identifiers file": args.identifiers})
     out = import_reference(args.checkpoint, args.out, args.identifiers, args.T, args.n, args.heads, args.seq_len)
     print(f"imported {args.checkpoint} -> {out}")
     return 0

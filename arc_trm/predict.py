@@ -15,6 +15,7 @@ This module is the command line and its orchestration; the model runs in `arc_tr
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,14 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from arc_trm.candidates import CandidateTable, load_candidates, save_candidates, save_log_probs
-from arc_trm.checkpoint import load_model
+from arc_trm.checkpoint import load_model, model_dir_of
 from arc_trm.config import describe_fields, field_types, key_value_pairs, parse_value
-from arc_trm.datasets import resolve
+from arc_trm.datasets import resolve, split_inputs
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Task
 from arc_trm.inference import PuzzleIndex, count_queries, predict_puzzles, predict_queries, queries
-from arc_trm.io import atomic_write_json, read_json, write_csv
+from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input, write_csv
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
 from arc_trm.submission import attempts_from_rankings, write_submission
@@ -52,7 +53,7 @@ class PredictArgs:
     batch_size: int = 256
     """Queries (test input x augmentation) per forward batch."""
     steps: int = 0
-    """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets)."""
+    """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets; at most 1024)."""
     policy: str = DEFAULT_POLICY
     """Voting policy for submission.json: halt_weighted (the measured best with every augmentation and step,
     docs/benchmarks.md#accuracy-on-a-cpu), reference, first_halt, poe."""
@@ -62,6 +63,10 @@ class PredictArgs:
     """Tasks per restartable part file under OUT/parts."""
     compile: bool = False
     """torch.compile the model (GPUs; the numbers stay those of the eager model)."""
+
+
+MAX_STEPS = 1024
+"""Far past any trained halt_max_steps (16): a larger steps= is a typo that would run for days."""
 
 
 def predict_help() -> str:
@@ -92,7 +97,7 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     checks = [
         (args.batch_size >= 1, "batch_size must be >= 1"),
         (args.tasks_per_part >= 1, "tasks_per_part must be >= 1"),
-        (args.steps >= 0, "steps must be >= 0 (0 = the model's halt_max_steps)"),
+        (0 <= args.steps <= MAX_STEPS, f"steps={args.steps}: must be from 0 (the model's halt_max_steps) to {MAX_STEPS}"),
         (args.num_aug >= 0, "num_aug must be >= 0"),
         (args.poe_top_n >= 0, "poe_top_n must be >= 0"),
         (args.policy in POLICIES, f"policy must be one of {', '.join(POLICIES)}"),
@@ -106,9 +111,11 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
 
 
 def check_parts_settings(out: Path, args: PredictArgs) -> None:
-    """Parts are reused on a re-run only if they were made with the same model, data and settings."""
+    """Parts are reused on a re-run only if they were made with the same model, data and settings. The
+    model is its files' hash: a model exported again to the same folder is another model."""
     settings = {key: getattr(args, key) for key in ("checkpoint", "split", "num_aug", "steps", "poe_top_n", "tasks_per_part")}
     settings["checkpoint"] = str(Path(args.checkpoint).resolve())
+    settings["model"] = model_hash(model_dir_of(args.checkpoint))
     path = out / "parts" / "settings.json"
     if path.exists():
         saved = read_json(path)
@@ -121,6 +128,17 @@ def check_parts_settings(out: Path, args: PredictArgs) -> None:
             )
     else:
         atomic_write_json(path, settings, indent=True)
+
+
+def model_hash(model_dir: Path) -> str:
+    """SHA-256 over the files of an exported model that set its predictions (the puzzle table too: a
+    fine-tuning of the embeddings alone leaves the dense weights as they were)."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "weights.safetensors", "puzzle_table.safetensors"):
+        with open(model_dir / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):  # Python 3.10 has no hashlib.file_digest
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def skipped_tasks(tasks: Sequence[Task], index: PuzzleIndex) -> dict[str, list[str]]:
@@ -240,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(predict_help())
         return 0
     args = parse_predict_args(argv)
+    refuse_output_on_input(args.out, {"the checkpoint": args.checkpoint, **split_inputs(args.split)}, option="out=")
     with process_group():
         predict_split(args, make_accelerator())
     return 0

@@ -19,6 +19,7 @@ import torch
 
 from arc_trm.checkpoint import export_model, load_model
 from arc_trm.errors import ArgumentParser, exit_on_user_error, nonempty_path
+from arc_trm.io import refuse_output_on_input
 
 KEPT_INFO = ("track", "canvas", "seq_len", "vocab_size")
 
@@ -32,6 +33,13 @@ def slim_export(checkpoint: str | Path, out: str | Path) -> Path:
     return export_model(Path(out), model, rows, slim_info)
 
 
+def run_folder_around(checkpoint: Path) -> Path | None:
+    """The run folder whose `model` the checkpoint is: a copy written into it would become what that
+    run folder resolves to (`model_dir_of` prefers a model at the top)."""
+    model = checkpoint.resolve()
+    return model.parent if model.name == "model" and (model.parent / "config.yaml").is_file() else None
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
@@ -42,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="an exported model folder (runs/NAME/model) or its run directory")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the slim copy")
     args = parser.parse_args(argv)
+    checkpoint = Path(args.checkpoint)
+    refuse_output_on_input(args.out, {"the checkpoint": checkpoint, "the run folder of the checkpoint": run_folder_around(checkpoint)})
     out = slim_export(args.checkpoint, args.out)
     source = Path(args.checkpoint) / "model" if (Path(args.checkpoint) / "model").is_dir() else Path(args.checkpoint)
     print(f"wrote {out}: {folder_bytes(out) / 2**20:.1f} MiB (the full model: {folder_bytes(source) / 2**20:.1f} MiB)")

@@ -25,7 +25,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from arc_trm.checkpoint import checkpoint_name, export_model, latest_checkpoint, load_model, publish_checkpoint
+from arc_trm.checkpoint import (
+    checkpoint_name,
+    export_model,
+    latest_checkpoint,
+    load_model,
+    lock_run_dir,
+    publish_checkpoint,
+    unlock_run_dir,
+)
 from arc_trm.config import Config, check_batch, config_help, load_config, load_config_file, save_config_file
 from arc_trm.data.sources import build_source, build_test_source, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
@@ -33,6 +41,7 @@ from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, DataError, UserError, error_summary, exit_on_user_error
 from arc_trm.evaluate import evaluate_held_out
+from arc_trm.io import writing_to
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -133,16 +142,17 @@ class Trainer:
         if accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)  # left by a run killed while saving, perhaps with another number of processes
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        rank_state = {
-            "step": self.step,
-            "stream": self.stream.state_dict(),
-            "carries": [None if c is None else c.state_dict() for c in self.carries],
-            "layout": self.layout(),
-        }
-        torch.save(rank_state, tmp / f"rank_{accelerator.process_index}.pt")
-        if self.table.sharded or accelerator.is_main_process:
-            torch.save(self.table.state_dict(), tmp / f"puzzle_table_{self.table.rank}.pt")
+        with writing_to(tmp):  # a full disk: one line naming the checkpoint, not torch's `unexpected pos`
+            accelerator.save_state(str(tmp))
+            rank_state = {
+                "step": self.step,
+                "stream": self.stream.state_dict(),
+                "carries": [None if c is None else c.state_dict() for c in self.carries],
+                "layout": self.layout(),
+            }
+            torch.save(rank_state, tmp / f"rank_{accelerator.process_index}.pt")
+            if self.table.sharded or accelerator.is_main_process:
+                torch.save(self.table.state_dict(), tmp / f"puzzle_table_{self.table.rank}.pt")
         accelerator.wait_for_everyone()
         final = tmp.with_name(checkpoint_name(self.step))
         if accelerator.is_main_process:
@@ -169,10 +179,7 @@ class Trainer:
                 f"{path}: written by {state['layout']['processes']} processes; DeepSpeed resumes with the same number"
             )
         read_checkpoint(path, lambda: accelerator.load_state(str(path)))
-        try:
-            self.table.load_shards(sorted(path.glob("puzzle_table_*.pt")))
-        except ValueError as error:
-            raise ConfigError(f"{path}: {error}") from None
+        read_checkpoint(path, lambda: self.table.load_shards(sorted(path.glob("puzzle_table_*.pt"))))
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])  # the stream's position is the same on every process
         if same_layout:
@@ -189,6 +196,11 @@ def read_checkpoint(path: Path, read: Callable[[], T]) -> T:
     try:
         return read()
     except Exception as error:  # torch, safetensors and pickle each raise their own kinds
+        if "size mismatch" in str(error) or "does not match" in str(error):  # deleting it would not help
+            raise ConfigError(
+                f"{path}: holds a model or puzzle table of another size than this config's ({error_summary(error)}); "
+                "use another run.dir"
+            ) from None
         raise DataError(
             f"{path}: cannot resume from this checkpoint ({error_summary(error)}); delete it to resume from an older one"
         ) from None
@@ -305,6 +317,8 @@ def train(config: Config) -> Path:
     started = time.perf_counter()  # train.max_minutes counts loading and compilation too
     run_dir = Path(config.run.dir)
     accelerator = run_accelerator(config, run_dir)
+    if accelerator.is_main_process:
+        lock_run_dir(run_dir)  # held to the end: a second run on this run.dir fails here, before writing
     initial = load_model(config.train.init_from) if config.train.init_from else None
     source = load_source(config, accelerator, initial)
     if config.data.track != "arc":  # the test puzzles are read at each evaluation: check them before training
@@ -373,6 +387,7 @@ def train(config: Config) -> Path:
     evaluate_and_log(trainer)
     accelerator.free_memory()  # drop the prepared (DDP / DeepSpeed) model before the process group ends
     accelerator.end_training()  # closes the trackers and destroys the process group
+    unlock_run_dir(run_dir)
     return model_dir
 
 
@@ -438,7 +453,7 @@ def evaluate_and_log(trainer: Trainer) -> None:
 
 def append_jsonl(path: Path, record: dict) -> None:
     """One JSON line per log step: easy to read back without TensorBoard."""
-    with open(path, "ab") as handle:
+    with writing_to(path), open(path, "ab") as handle:
         handle.write(orjson.dumps(record) + b"\n")
 
 

@@ -40,9 +40,10 @@ from arc_trm.candidates import (
     load_candidates,
     load_log_probs,
 )
-from arc_trm.datasets import resolve
+from arc_trm.datasets import resolve, split_inputs
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, UserError, exit_on_user_error
 from arc_trm.grids import Grid, Task
+from arc_trm.io import refuse_output_on_input
 
 DEFAULT_KS = (1, 2, 5, 10, 100, 1000)
 HALT_THRESHOLD = 0.5  # sigmoid(q_halt) > 0.5 <=> halt logit > 0, the model's own halting decision
@@ -208,7 +209,7 @@ DEFAULT_POLICY = "halt_weighted"
 augmentation and every supervision step (docs/benchmarks.md#accuracy-on-a-cpu)."""
 
 
-def vote(table: CandidateTable, policy: str = "reference", *, pool_checkpoints: bool = False, **options) -> Rankings:
+def vote(table: CandidateTable, policy: str = DEFAULT_POLICY, *, pool_checkpoints: bool = False, **options) -> Rankings:
     """Rank each test input's distinct grids, best first, with a policy from `POLICIES`.
 
     `options` go to the policy (`poe`: log_probs, top_n; `first_halt`: threshold). Raises
@@ -298,6 +299,10 @@ def compare_policies(
     if "poe" in policies and log_probs is None:
         raise ConfigError("policy 'poe' needs log-probabilities (--log-probs FILE)")
     _check_tasks_known(table, tasks, source)
+    try:
+        check_candidates(table, pool_checkpoints)
+    except CandidateError as error:
+        raise CandidateError(f"{source}: {error}") from None
     ks = tuple(ks)
     rows = []
     for name in policies:
@@ -374,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in policies or ():
         if name not in POLICIES:
             raise ConfigError(f"unknown voting policy '{name}' (known: {', '.join(POLICIES)})")
+    if args.render:
+        inputs = {"the candidates file": args.candidates, "the log-probabilities file": args.log_probs}
+        refuse_output_on_input(args.render, {**inputs, **split_inputs(args.split, args.solutions)}, option="--render")
     table = load_candidates(args.candidates)
     tasks = resolve(args.split, args.solutions)
     log_probs = None if args.log_probs is None else load_log_probs(args.log_probs)

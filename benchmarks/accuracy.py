@@ -9,11 +9,13 @@ vote with every policy, and record what it solves with an honest protocol.
 1. **Budget in work.** Each seed trains `python -m arc_trm.train PRESET OVERRIDES train.seed=S` to the
    budget: the preset's `train.steps`, or `--example-steps N` (rounded up to whole optimizer steps at the
    global batch) or `--optimizer-steps N`. The same command and seed give the same model on any machine
-   of this kind (training is bitwise deterministic across thread counts on a CPU); `--minutes M` caps
+   of this kind bitwise in eager mode at a fixed thread count; compiled (`train.compile=true`, the
+   rungs' default) or at another thread count only up to the last bits, which a run can grow
+   (docs/benchmarks.md); `--minutes M` caps
    each training run's wall clock, and a capped run says so in its entry. Runs live in
    `runs/ladder/PRESET[-HASH]/seed_S` (HASH: of the overrides); a re-run resumes each seed to the budget,
    or only predicts when it is reached. `--parallel P` trains P seeds side by side with cores/P threads
-   each (the default: two on two or more cores, which does 1.3x the work of one run on both cores).
+   each (default 1: on 2 cores one compiled run did 1.28x the work of eager, two side by side 1.07x).
 2. **Two held-out groups.** The evaluation tasks' test inputs and, with `data.hold_out_training_tests`
    (every CPU rung), the training tasks' test inputs (their demos are trained on): reported apart,
    never mixed (training tasks are easier).
@@ -88,8 +90,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--optimizer-steps", type=int, help="training budget in optimizer steps (default: the preset's train.steps)")
     parser.add_argument("--minutes", type=float, default=None, help="cap on each training run's wall clock (optional)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds train.seed, +1, ... (default 1)")
-    parser.add_argument("--parallel", type=int, default=None,
-                        help="seeds trained side by side, cores/P threads each (default: 2 on 2+ cores with 2+ seeds)")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="seeds trained side by side, cores/P threads each (default 1: on 2 cores a compiled run "
+                        "does more than two side by side)")
     parser.add_argument("--run-dir", default=None, help="folder of the seeds' runs (default runs/ladder/PRESET[-HASH])")
     parser.add_argument("--launch", default="", help="launcher for training and prediction, e.g. 'accelerate launch'")
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
@@ -135,7 +138,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--minutes must be a number > 0")
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
-    if args.parallel is not None and args.parallel < 1:
+    if args.parallel < 1:
         parser.error("--parallel must be >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
@@ -252,11 +255,7 @@ def train_command(args: argparse.Namespace, rung: Rung, seed: int) -> list[str]:
 
 
 def parallel_runs(args: argparse.Namespace, waiting: int) -> int:
-    if args.launch:
-        return 1  # a launcher spreads one run over its devices
-    if args.parallel is not None:
-        return min(args.parallel, waiting)
-    return min(2, waiting, os.cpu_count() or 1)
+    return 1 if args.launch else min(args.parallel, waiting)  # a launcher spreads one run over its devices
 
 
 def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
@@ -444,14 +443,27 @@ def model_shape(run_dir: Path) -> tuple[int, int]:
 # -------------------------------------------------------------------------------------------- report
 
 
-def machine(runs: list[SeedRun]) -> str:
-    """The device line: CPU, cores, measured matmul rate, and how the runs used the cores."""
+def machine(runs: list[SeedRun]) -> tuple[str, float]:
+    """The device line (CPU, cores, measured matmul rate, how the runs used the cores) and the rate."""
     import torch
 
     peak = measure_peak(torch.device("cpu"), torch.float32)
     threads = sorted({r.threads for r in runs if r.threads})
-    return (f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {peak.describe()}; "
+    line = (f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {peak.describe()}; "
             f"training used {'/'.join(map(str, threads)) or 'all'} thread(s) per run")
+    return line, peak.rate
+
+
+def limit_line(run_dir: Path, rate: float, runs: list[SeedRun]) -> str:
+    """What the matmul rate allows this model's training step, against what the runs reached."""
+    from arc_trm.io import read_json
+    from arc_trm.model.flops import flops_per_example_step
+    from arc_trm.model.trm import ModelConfig
+
+    flops = flops_per_example_step(ModelConfig(**read_json(run_dir / "model" / "config.json")), training=True)
+    reached = statistics.median(r.examples_per_s for r in runs)
+    return (f"- the machine's limit: matmul rate / {flops / 1e6:.1f} MFLOP per training example-step = "
+            f"{rate / flops:,.0f} examples/s; the runs reached {reached:,.0f} ({reached * flops / rate:.0%} of it)")
 
 
 def budget_lines(rung: Rung, runs: list[SeedRun]) -> list[str]:
@@ -599,7 +611,9 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
         "",
         *cell_table(measured),
     ]
-    publish(args, argv, machine(runs), "held-out pass@2 of each group under the ladder's protocol "
+    device, rate = machine(runs)
+    body.insert(len(budget_lines(rung, runs)), limit_line(runs[0].run_dir, rate, runs))
+    publish(args, argv, device, "held-out pass@2 of each group under the ladder's protocol "
             "(validation-chosen setting on the test half, default vote), per seed and per cell", body)
     return 0
 
@@ -681,7 +695,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
         lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
                      f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
-    publish(args, argv, machine(runs or []), "pass@2 of two arms on the same rung and seeds over each whole held-out "
+    publish(args, argv, machine(runs or [])[0], "pass@2 of two arms on the same rung and seeds over each whole held-out "
             "group (every setting fixed by the arm, none chosen on these tasks), and B - A with a per-task paired "
             "bootstrap interval (tasks resampled, each task's scores averaged over seeds)", lines)
     return 0

@@ -22,10 +22,10 @@ import re
 import sys
 from pathlib import Path
 
-from arc_trm.datasets import SPLITS, resolve
+from arc_trm.datasets import SPLITS, resolve, split_inputs
 from arc_trm.errors import ArgumentParser, DataError, UserError, exit_on_user_error
-from arc_trm.grids import Task, load_challenges, load_solutions, load_tasks
-from arc_trm.io import atomic_write_json, read_json
+from arc_trm.grids import Task, load_challenges, load_solutions, load_tasks, solutions_beside
+from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input
 from evaluation.arc import (
     format_report,
     has_inputs,
@@ -127,12 +127,26 @@ def score_track(args: argparse.Namespace) -> str:
     return format_track_report(report)
 
 
+def score_inputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    """Every file the command reads: the submission and the truth, with the Kaggle file found beside it."""
+    if args.split is not None:
+        return {"the submission": args.submission, **split_inputs(args.split)}
+    solutions = args.solutions
+    return {
+        "the submission": args.submission, "the solutions": solutions,
+        "the challenges file beside the solutions": _challenges_beside(solutions),
+        "the solutions file beside the challenges": solutions_beside(solutions) if solutions.is_file() else None,
+    }
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    inputs = [path for path in (args.submission, args.solutions) if path is not None]
-    if args.json is not None and any(args.json.resolve() == path.resolve() for path in inputs):
-        raise UserError(f"--json {args.json}: is an input of this command; writing there would replace it")
+    inputs = score_inputs(args)
+    for option in ("--json", "--render"):
+        output = getattr(args, option[2:])
+        if output is not None:
+            refuse_output_on_input(output, inputs, option=option)
     text = score_arc(args) if args.track == "arc" else score_track(args)  # an unwritable --json: one line at the edge
     print(text)
     return 0

@@ -6,17 +6,20 @@
 
 1. Read the time budget (`11h`, `90m`, `3600s`, `3600`), the challenges and the checkpoint. A bad file
    or option is one `error:` line and exit code 2, and nothing is written.
-2. Write the fallback submission to --out at once (every task, every test input, two distinct
-   attempts): from then on a valid file exists whatever happens. The fallback guesses
+2. Write a complete submission to --out at once (every task, every test input, two distinct
+   attempts): what --out already holds for these tasks (unless --fresh), the fallback for the rest.
+   From then on a valid file exists whatever happens. The fallback guesses
    (`arc_trm.submission.fallback_guesses`) are the test input itself, then a blank grid of the
    expected output shape filled with the demo outputs' most frequent colour.
 3. Fine-tune the checkpoint on the tasks' demo pairs (preset `finetune`, full model unless
    --embeddings-only) for at most FINETUNE_SHARE of the time left. If it fails (out of memory, ...),
    predict with the original checkpoint.
 4. Predict in chunks of CHUNK_TASKS tasks (`arc_trm.predict.predict_split`: every augmentation,
-   every supervision step, then the vote). After each chunk its tasks overwrite their fallback in
-   --out (validated, atomic). An out-of-memory error retries the chunk with half the batch; a
-   failed chunk keeps its fallback; no chunk starts that the time left would not cover.
+   every supervision step, then the vote). After each chunk its predictions replace what --out
+   held for them when better founded (a prediction over a fallback, a fine-tuned model's over the
+   original's; `submissions/provenance.py` keeps each answer's source beside --out), validated and
+   atomic. An out-of-memory error retries the chunk with half the batch; a failed chunk keeps what
+   the file held; no chunk starts that the time left would not cover.
 5. Print a one-paragraph summary (tasks predicted, fallbacks and why, time per phase); exit 0.
 
 It runs as one process (`python -m`, not `accelerate launch`). With `--processes 1` (the default)
@@ -24,9 +27,9 @@ fine-tuning and prediction run inside it, on one GPU. With `--processes N` each 
 each prediction chunk is started under `accelerate launch` on N processes (N GPUs: Kaggle's four
 L4s) and waited for; this process keeps the clock, the fallbacks and the file, kills a launch that
 outlives the time left, and reads an out-of-memory error from its output. The work folder (--work)
-keeps the fine-tuning run and the prediction parts under names that hash their inputs, so re-running
-the same command resumes where it stopped, and any other checkpoint, challenges or setting starts
-afresh. The two ways of running (in process, launched) and the out-of-memory retry are in
+keeps the fine-tuning run and the prediction parts under names that hash their inputs (resolved
+paths, the weights' content), so re-running the same command resumes where it stopped, and any other
+checkpoint, challenges or setting starts afresh; a re-run never makes --out worse. The two ways of running (in process, launched) and the out-of-memory retry are in
 `submissions/runners.py`.
 """
 
@@ -46,26 +49,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import orjson
 from tenacity import (
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
 
-from arc_trm.candidates import NO_GRID, load_candidates
+from arc_trm.candidates import NO_GRID, load_candidates, load_log_probs
 from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.arc import fits
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, error_summary, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, kaggle_challenges, load_challenges
-from arc_trm.io import atomic_write_json, read_json
+from arc_trm.io import atomic_write_json, is_transient, read_json, refuse_output_on_input
 from arc_trm.predict import PredictArgs, predict_split
-from arc_trm.submission import fallback_submission, validate_submission, write_submission
+from arc_trm.submission import write_submission
 from arc_trm.train import train
 from arc_trm.vote import DEFAULT_POLICY, POLICIES
+from submissions.provenance import Answers, provenance_path
 from submissions.runners import InProcessRunner, LaunchedRunner, Runner, free_memory, predict_halving_batch
 
 log = logging.getLogger("submissions.make")
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch; halved after an out-of-memory error (default 256)")
     parser.add_argument("--embeddings-only", action="store_true", help="fine-tune the puzzle embeddings only")
     parser.add_argument("--no-finetune", action="store_true", help="predict with the checkpoint as it is")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start from the fallbacks, not from what --out holds (by default a re-run only improves --out)")
     parser.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES),
                         help="voting policy (default halt_weighted, the measured best with every augmentation and step)")
     parser.add_argument("--processes", type=int, default=1,
@@ -138,8 +143,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise ConfigError("--batch-size and --processes must be >= 1 and --finetune-steps >= 0")
     if args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a folder; name the submission file to write")
-    if args.out.resolve() == args.challenges.resolve():
-        raise ConfigError(f"--out {args.out}: is the challenges file; writing there would replace it")
+    inputs = {"the checkpoint": args.checkpoint, "the challenges file": args.challenges}
+    refuse_output_on_input(args.out, inputs)
+    refuse_output_on_input(provenance_path(args.out), inputs, option="--out's provenance file")
+    refuse_output_on_input(args.work, inputs, option="--work")
     for override in args.overrides:
         key = override.partition("=")[0].strip()
         if key in SET_BY_MAKE:
@@ -158,10 +165,19 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
+def weights_digest(model: Path) -> str:
+    """Hash of the model's weights file: its content, not its time, so that an identical re-export
+    resumes and a different one starts afresh."""
+    digest = hashlib.sha256()
+    with open(model / "weights.safetensors", "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def model_identity(model: Path) -> list[Any]:
-    """Where the model is and which weights it holds (a re-export in place changes the identity)."""
-    weights = (model / "weights.safetensors").stat()
-    return [str(model.resolve()), weights.st_size, weights.st_mtime_ns]
+    """Where the model is (resolved, however it was spelled) and which weights it holds."""
+    return [str(model.resolve()), weights_digest(model)]
 
 
 def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tasks_key: str) -> Config:
@@ -171,8 +187,8 @@ def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tas
     resumes the run and any other checkpoint, task set or setting gets a fresh one."""
     overrides = [
         "preset=finetune",
-        f"train.init_from={model}",
-        f"data.tasks={tasks_file}",
+        f"train.init_from={model.resolve()}",
+        f"data.tasks={tasks_file.resolve()}",
         f"data.num_aug={args.finetune_aug}",
         *([f"train.steps={args.finetune_steps}"] if args.finetune_steps else []),
         *args.overrides,
@@ -188,7 +204,9 @@ def finetune_config(args: argparse.Namespace, model: Path, tasks_file: Path, tas
     identity = config.to_dict()
     identity["train"].pop("max_minutes")
     identity["run"].pop("dir")
-    config.run.dir = str(args.work / f"finetune-{fingerprint(tasks_key, model_identity(model), identity)}")
+    identity["train"].pop("init_from")  # in the model's identity, resolved
+    identity["data"].pop("tasks")  # in tasks_key, by content
+    config.run.dir = str(args.work.resolve() / f"finetune-{fingerprint(tasks_key, model_identity(model), identity)}")
     return config
 
 
@@ -217,13 +235,13 @@ class Clock:
 
 @dataclass
 class Report:
-    """What happened, for the summary: which model predicted which task, and every fallback's reason."""
+    """What this run did, for the summary: why tasks were not predicted, whole-phase facts, and the
+    tasks answered with the blank id. What the file holds is counted from `Answers`."""
 
     tasks: Sequence[Task]
-    predicted: dict[str, str] = field(default_factory=dict)  # task id -> model label
-    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> why it kept the fallback
+    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> why it was not predicted
     notes: list[str] = field(default_factory=list)  # whole-phase fallbacks and facts, with reasons
-    blank_id: int = 0  # predicted tasks the model had no puzzle ids for
+    blank_id: set[str] = field(default_factory=set)  # answered tasks the model had no puzzle ids for
 
     def note(self, message: str) -> None:
         log.warning(message)
@@ -232,15 +250,20 @@ class Report:
     def fall_back(self, tasks: Sequence[Task], reason: str) -> None:
         if tasks:
             more = ", ..." if len(tasks) > 5 else ""
-            log.warning(f"fallback kept for {len(tasks)} task(s) ({', '.join(t.id for t in tasks[:5])}{more}): {reason}")
+            log.warning(f"not predicted: {len(tasks)} task(s) ({', '.join(t.id for t in tasks[:5])}{more}): {reason}")
         for task in tasks:
             self.fallbacks[task.id] = reason
-            self.predicted.pop(task.id, None)
 
-    def predicted_by(self, task_id: str, label: str, known: bool) -> None:
-        self.predicted[task_id] = label
+    def predicted_by(self, task_id: str, known: bool) -> None:
         self.fallbacks.pop(task_id, None)
-        self.blank_id += not known
+        if not known:
+            self.blank_id.add(task_id)
+
+
+SOURCE_OF_LABEL = {"original": "predicted", "fine-tuned": "finetuned"}
+"""The model label of a run (summary) -> the provenance source of its answers."""
+HELD_AS = {"finetuned": "by the fine-tuned model", "predicted": "by the original model", "unknown": "of unknown origin"}
+"""How the summary names each kind of answer the file holds."""
 
 
 def format_seconds(seconds: float) -> str:
@@ -249,81 +272,40 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
-def summary(report: Report, clock: Clock, out: Path) -> str:
-    """The closing paragraph: tasks predicted, fallbacks grouped by reason, time per phase."""
+def held(answers: Answers) -> str:
+    """What the file holds, e.g. `3 by the fine-tuned model (2 kept from an earlier run)`."""
+    sources = [answers.source(task.id) for task in answers.tasks]
+    counts = [f"{sources.count(source)} {words}" for source, words in HELD_AS.items() if source in sources]
+    kept = sum(source != "fallback" and task.id not in answers.changed for task, source in zip(answers.tasks, sources))
+    return (", ".join(counts) or "none") + (f" ({kept} kept from an earlier run)" if kept else "")
+
+
+def standing(answers: Answers) -> str:
+    """The file as it stays when nothing more is predicted."""
+    kept = sum(answers.source(task.id) != "fallback" for task in answers.tasks)
+    return f"the file stands with its {kept} earlier answer(s)" if kept else "the fallback file stands"
+
+
+def summary(report: Report, answers: Answers, clock: Clock, out: Path) -> str:
+    """The closing paragraph: what the file holds, fallbacks grouped by reason, time per phase."""
     total = len(report.tasks)
     inputs = sum(len(task.test) for task in report.tasks)
-    by_model: dict[str, int] = {}
-    for label in report.predicted.values():
-        by_model[label] = by_model.get(label, 0) + 1
-    predicted = ", ".join(f"{n} by the {label} model" for label, n in by_model.items()) or "none"
     reasons: dict[str, int] = {}
     for task in report.tasks:
-        if task.id not in report.predicted:
+        if answers.source(task.id) == "fallback":
             reason = report.fallbacks.get(task.id, "not predicted")
             reasons[reason] = reasons.get(reason, 0) + 1
     fallback = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
-    parts = [f"wrote {out}: {total} tasks ({inputs} test inputs); predicted: {predicted}."]
+    parts = [f"wrote {out}: {total} tasks ({inputs} test inputs); predicted: {held(answers)}."]
     if report.blank_id:
-        parts.append(f"{report.blank_id} predicted task(s) had no puzzle ids in the model (blank id, near 0%).")
-    parts.append(f"Fallback guesses: {total - len(report.predicted)} task(s)" + (f" ({fallback})." if fallback else "."))
+        parts.append(f"{len(report.blank_id)} predicted task(s) had no puzzle ids in the model (blank id, near 0%).")
+    parts.append(f"Fallback guesses: {sum(reasons.values())} task(s)" + (f" ({fallback})." if fallback else "."))
     parts.extend(report.notes)
     phases = ", ".join(f"{name} {format_seconds(s)}" for name, s in clock.phases.items())
     spent = clock.budget_s - clock.remaining()
     parts.append(f"Time: {phases}; total {format_seconds(spent)} of a {format_seconds(clock.budget_s)} budget.")
     return " ".join(parts)
 
-
-class Answers:
-    """The predicted answers of earlier runs of the same command (same tasks, checkpoint and settings),
-    kept in the work folder: a re-run starts its file from them, not from the fallbacks, so a re-run
-    killed early never leaves a worse file than the run before it. A task's answer is replaced only by
-    one from a model at least as good (fine-tuned over original)."""
-
-    RANK = {"original": 0, "fine-tuned": 1}
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.stored: dict[str, dict[str, Any]] = {}
-
-    def load(self, tasks: Sequence[Task], report: Report) -> Submission:
-        """The stored entries of these tasks that are still valid answers to them."""
-        try:
-            stored = read_json(self.path) if self.path.exists() else {}
-        except DataError as error:
-            report.note(f"Earlier answers not reused ({error}).")
-            stored = {}
-        by_id = {task.id: task for task in tasks}
-        valid = {}
-        for task_id, answer in (stored.items() if isinstance(stored, dict) else ()):
-            task = by_id.get(task_id)
-            if (
-                task is not None and isinstance(answer, dict) and answer.get("label") in self.RANK
-                and not validate_submission({task_id: answer.get("entries")}, [task])
-            ):
-                valid[task_id] = answer
-        self.stored = valid
-        for task_id, answer in valid.items():
-            report.predicted_by(task_id, f"{answer['label']} (earlier run)", known=True)
-        if valid:
-            log.info(f"{len(valid)} task(s) keep the answers of an earlier run of this command ({self.path})")
-        return {task_id: answer["entries"] for task_id, answer in valid.items()}
-
-    def improves(self, task_id: str, label: str) -> bool:
-        earlier = self.stored.get(task_id)
-        return earlier is None or self.RANK.get(label, 0) >= self.RANK.get(earlier["label"], 0)
-
-    def save(self, entries: Submission, label: str) -> None:
-        self.stored.update({task_id: {"label": label, "entries": entry} for task_id, entry in entries.items()})
-        try:
-            atomic_write_json(self.path, self.stored)
-        except OSError as error:  # only re-runs lose: this run's file is already written
-            log.warning(f"cannot keep the answers in {self.path} ({error_summary(error)})")
-
-
-def command_identity(args: argparse.Namespace) -> list[Any]:
-    """The settings besides the model and the fine-tuning run that shape the answers."""
-    return [args.predict_aug, args.policy, args.no_finetune]
 
 
 # ---------------------------------------------------------------------------------- robust actions
@@ -333,7 +315,7 @@ def write_retrying(submission: Submission, path: Path, tasks: Sequence[Task]) ->
     """`write_submission` (validate, atomic write), retried with back-off when the file system
     hiccups (network disks, a full disk being cleaned); an invalid submission is never retried."""
     retrying = Retrying(
-        retry=retry_if_exception_type(OSError),
+        retry=retry_if_exception(is_transient),  # a missing permission or a folder in the way stays
         stop=stop_after_attempt(5),
         wait=wait_exponential(multiplier=0.5, max=8),
         before_sleep=lambda state: log.warning(f"writing {path} failed ({error_summary(state.outcome.exception())}); retrying"),
@@ -371,71 +353,127 @@ def finetune(config: Config, clock: Clock, report: Report, runner: Runner) -> Pa
     return model
 
 
-def chunk_results(out: Path, chunk: Sequence[Task]) -> tuple[Submission, set[str]]:
-    """The chunk's voted entries and the ids of its tasks with at least one decoded prediction."""
+def chunk_results(out: Path, chunk: Sequence[Task]) -> tuple[dict[str, Any], dict[str, set[int]]]:
+    """The chunk's voted entries, and per task the test indices with at least one decoded prediction."""
     entries = read_json(out / "submission.json")
     table = load_candidates(out / "candidates.parquet")
-    decoded = {table.task_ids[code] for code in np.unique(table.task[table.grid != NO_GRID])}
-    return {task.id: entries[task.id] for task in chunk}, decoded
+    found = table.grid != NO_GRID
+    founded: dict[str, set[int]] = {}
+    for code, index in set(zip(table.task[found].tolist(), table.test_index[found].tolist())):
+        founded.setdefault(table.task_ids[code], set()).add(int(index))
+    return {task.id: entries.get(task.id) if isinstance(entries, dict) else None for task in chunk}, founded
+
+
+def set_aside_unreadable(parts: Path) -> None:
+    """Rename the part files a killed run or a damaged disk left unreadable (`NAME.corrupt`), so that
+    prediction makes them again instead of failing on them in every later run."""
+    readers = {"part_": load_candidates, "log_probs_": load_log_probs}
+    for path in sorted(parts.glob("*")) if parts.is_dir() else ():
+        reader = next((read for prefix, read in readers.items() if path.name.startswith(prefix) and path.suffix == ".parquet"), None)
+        if path.name == "settings.json":
+            reader = read_settings
+        if reader is None:
+            continue
+        try:
+            reader(path)
+        except DataError as error:
+            aside = next(c for n in range(1000) if not (c := path.with_name(f"{path.name}.corrupt{n or ''}")).exists())
+            path.rename(aside)
+            log.warning(f"set aside as {aside.name}: {error}; it is made again")
+
+
+def read_settings(path: Path) -> None:
+    if not isinstance(read_json(path), dict):
+        raise DataError(f"{path}: not a settings object")
+
+
+def explain_missing(report: Report, missing: Sequence[Task], canvas: int, known: set[str]) -> None:
+    """Why each task of a chunk got no prediction, for the summary."""
+    too_big = {task.id for task in missing if not fits(task, canvas)}
+    report.fall_back([task for task in missing if task.id in too_big], f"with a grid larger than the model's {canvas}x{canvas} canvas")
+    unknown = {task.id for task in missing if task.id not in too_big and known and task.id not in known}
+    if not known:  # a model that knows no task (a slim copy, or one not fine-tuned) predicts none
+        unknown = {task.id for task in missing if task.id not in too_big}
+    report.fall_back([task for task in missing if task.id in unknown], "not known to the model (not fine-tuned on it)")
+    report.fall_back([task for task in missing if task.id not in too_big | unknown], "no prediction decoded")
+
+
+def write_better(
+    answers: Answers, entries: dict[str, Any], founded: dict[str, set[int]], pending: Sequence[Task], source: str,
+    weights: str, args: argparse.Namespace, report: Report,
+) -> int:
+    """Write the entries that improve on the file (then their records); how many tasks improved."""
+    taken = {t.id: better for t in pending if (better := answers.better(t.id, entries[t.id], founded.get(t.id, set()), source))}
+    if not taken:
+        return 0
+    updated = {**answers.entries, **{task_id: answers.merged(task_id, entries[task_id], i) for task_id, i in taken.items()}}
+    try:
+        write_retrying(updated, args.out, answers.tasks)
+    except (OSError, ValueError) as error:  # the file keeps its last good version
+        report.fall_back(pending, f"writing failed ({error_summary(error)})")
+        return 0
+    for task_id, indices in taken.items():
+        answers.take(task_id, entries[task_id], indices, source, weights)
+    answers.save_records(args.out)
+    return len(taken)
 
 
 def predict(
     tasks: Sequence[Task], model: Path, label: str, args: argparse.Namespace, tasks_key: str,
-    submission: Submission, clock: Clock, report: Report, runner: Runner, answers: Answers,
+    clock: Clock, report: Report, runner: Runner, answers: Answers,
 ) -> None:
-    """Predict chunk by chunk; after each, its decoded tasks replace what --out held for them, unless
-    an earlier run of the same command answered them with a better model (fine-tuned over original)."""
+    """Predict chunk by chunk the tasks whose answers this model could better; after each chunk its
+    better-founded answers replace what --out held (a prediction over a fallback, a fine-tuned
+    model's over the original's)."""
+    source = SOURCE_OF_LABEL[label]
     canvas = read_json(model / "data.json").get("canvas", 30)
     known = known_tasks(model)
+    identity = model_identity(model)
     settings = PredictArgs(
         checkpoint=str(model), split="", out="", num_aug=args.predict_aug, policy=args.policy,
         poe_top_n=10 if args.policy == "poe" else 0,
     )
-    folder = args.work / f"predict-{fingerprint(tasks_key, model_identity(model), args.predict_aug, args.policy)}"
+    folder = args.work / f"predict-{fingerprint(tasks_key, identity, args.predict_aug, args.policy)}"
     batch, slowest = args.batch_size, 0.0
+    # chunks over all tasks, so that a chunk's folder always holds the same tasks
     chunks = [tasks[i : i + CHUNK_TASKS] for i in range(0, len(tasks), CHUNK_TASKS)]
     for i, chunk in enumerate(chunks):
+        pending = [task for task in chunk if answers.wants(task.id, source)]
+        if not pending:
+            continue
         if clock.remaining() <= CHUNK_SAFETY * slowest:
-            report.fall_back([t for later in chunks[i:] for t in later], "out of time")
+            report.fall_back([t for later in chunks[i:] for t in later if answers.wants(t.id, source)], "out of time")
             report.note(f"Prediction stopped by the clock after {i} of {len(chunks)} chunks.")
             break
         began = time.monotonic()
         chunk_dir = folder / f"chunk_{i:05d}"
         try:
+            set_aside_unreadable(chunk_dir / "parts")
             atomic_write_json(chunk_dir / "tasks.json", kaggle_challenges(chunk))
             out, batch = predict_halving_batch(
                 replace(settings, split=str(chunk_dir / "tasks.json"), out=str(chunk_dir), batch_size=batch), runner
             )
-            entries, decoded = chunk_results(out, chunk)
-            decoded = {task_id for task_id in decoded if answers.improves(task_id, label)}
-            entries = {task_id: entry for task_id, entry in entries.items() if task_id in decoded}
-        except Exception as error:  # one chunk's failure keeps its fallback; the next chunk may work
+            entries, founded = chunk_results(out, chunk)
+        except Exception as error:  # one chunk's failure keeps what the file held; the next chunk may work
             log.warning(f"prediction of chunk {i} failed", exc_info=True)
-            report.fall_back(chunk, f"prediction failed ({error_summary(error)})")
+            report.fall_back(pending, f"prediction failed ({error_summary(error)})")
             free_memory()
             continue
         finally:
             slowest = max(slowest, time.monotonic() - began)
-        updated = {**submission, **entries}
-        try:
-            write_retrying(updated, args.out, tasks)
-        except (OSError, ValueError) as error:  # the file keeps its last good version
-            report.fall_back(chunk, f"writing failed ({error_summary(error)})")
-            continue
-        submission = updated
-        answers.save({task_id: entries[task_id] for task_id in decoded}, label)
-        for task in chunk:
-            if task.id in decoded:
-                report.predicted_by(task.id, label, known=task.id in known)
-        missing = [task for task in chunk if task.id not in decoded and task.id not in report.predicted]
-        too_big = {task.id for task in missing if not fits(task, canvas)}
-        report.fall_back([task for task in missing if task.id in too_big], f"with a grid larger than the model's {canvas}x{canvas} canvas")
-        unknown = {task.id for task in missing if task.id not in too_big and known and task.id not in known}
-        if not known:  # a model that knows no task (a slim copy, or one not fine-tuned) predicts none
-            unknown = {task.id for task in missing if task.id not in too_big}
-        report.fall_back([task for task in missing if task.id in unknown], "not known to the model (not fine-tuned on it)")
-        report.fall_back([task for task in missing if task.id not in too_big | unknown], "no prediction decoded")
-        log.info(f"chunk {i + 1}/{len(chunks)}: {len(decoded)} of {len(chunk)} tasks predicted; {args.out} updated")
+        improved = write_better(answers, entries, founded, pending, source, identity[1], args, report)
+        for task in pending:
+            if founded.get(task.id):
+                report.predicted_by(task.id, known=task.id in known)
+        explain_missing(report, [task for task in pending if not founded.get(task.id)], canvas, known)
+        log.info(f"chunk {i + 1}/{len(chunks)}: {improved} of {len(chunk)} tasks answered better; {args.out} updated")
+
+
+def nothing_to_improve(tasks: Sequence[Task], answers: Answers, args: argparse.Namespace, canvas: int) -> bool:
+    """Whether every task that fits the canvas already has answers as well founded as this command
+    can give; then fine-tuning and prediction are skipped."""
+    best = "predicted" if args.no_finetune else "finetuned"
+    return not any(answers.wants(task.id, best) and fits(task, canvas) for task in tasks)
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -452,39 +490,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("run `python -m submissions.make` as one process, not under `accelerate launch`")
         tasks = load_challenges(args.challenges)
-        model = model_dir_of(args.checkpoint)
+        model = model_dir_of(args.checkpoint).resolve()
         _, _, info = load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
         if info.get("track", "arc") != "arc":
             raise ConfigError(f"--checkpoint {model}: a {info['track']} model, not an ARC one")
+        args.work = args.work.resolve()
         tasks_key = fingerprint(kaggle_challenges(tasks))
         tasks_file = args.work / f"tasks-{tasks_key}.json"
         config = finetune_config(args, model, tasks_file, tasks_key)
-        answers = Answers(args.work / f"answers-{fingerprint(tasks_key, model_identity(model), config.run.dir, command_identity(args))}.json")
     report = Report(tasks)
     with clock.phase("fallback"):
-        submission = {**fallback_submission(tasks), **answers.load(tasks, report)}
+        answers = Answers.fallback(tasks) if args.fresh else Answers.start(tasks, args.out, report.note)
         try:
-            write_retrying(submission, args.out, tasks)
+            write_retrying(answers.entries, args.out, tasks)
         except OSError as error:
             raise DataError(f"{args.out}: cannot write the submission ({error_summary(error)})") from None
+        answers.save_records(args.out)
+    canvas = info.get("canvas", 30)
     if clock.remaining() <= 0:
-        report.note("The time budget is spent: the fallback file stands.")
+        report.note(f"The time budget is spent: {standing(answers)}.")
+    elif nothing_to_improve(tasks, answers, args, canvas):
+        too_big = [task for task in tasks if not fits(task, canvas) and answers.source(task.id) == "fallback"]
+        report.fall_back(too_big, f"with a grid larger than the model's {canvas}x{canvas} canvas")
+        report.note("Nothing to improve: every answer already rests on the best model this command can give (--fresh starts over).")
     else:
-        run_phases(args, model, tasks, tasks_file, tasks_key, config, submission, clock, report, answers)
-    print(summary(report, clock, args.out))
+        run_phases(args, model, tasks, tasks_file, tasks_key, config, clock, report, answers)
+    print(summary(report, answers, clock, args.out))
     return 0
 
 
 def run_phases(
     args: argparse.Namespace, model: Path, tasks: Sequence[Task], tasks_file: Path, tasks_key: str, config: Config,
-    submission: Submission, clock: Clock, report: Report, answers: Answers,
+    clock: Clock, report: Report, answers: Answers,
 ) -> None:
     """Fine-tune (unless told not to), then predict with the fine-tuned or the original model.
     Nothing here stops the command: every failure is noted and leaves the file as last written."""
     try:
         atomic_write_json(tasks_file, kaggle_challenges(tasks))
     except OSError as error:
-        report.note(f"Cannot write to the work folder {args.work} ({error_summary(error)}): the fallback file stands.")
+        report.note(f"Cannot write to the work folder {args.work} ({error_summary(error)}): {standing(answers)}.")
         return
     # this module's train and predict_split, looked up now: a caller (a test) may have replaced them
     runner: Runner = InProcessRunner(train, predict_split) if args.processes == 1 else LaunchedRunner(args.processes, clock)
@@ -495,11 +539,11 @@ def run_phases(
         if tuned is not None:
             model, label = tuned, "fine-tuned"
     if clock.remaining() <= 0:
-        report.note("No time left to predict: the fallback file stands.")
+        report.note(f"No time left to predict: {standing(answers)}.")
         return
     with clock.phase("predict"):
         try:
-            predict(tasks, model, label, args, tasks_key, submission, clock, report, runner, answers)
+            predict(tasks, model, label, args, tasks_key, clock, report, runner, answers)
         except Exception as error:  # e.g. the model folder cannot be read: the file holds what was written
             log.warning("prediction failed", exc_info=True)
             report.note(f"Prediction stopped ({error_summary(error)}).")

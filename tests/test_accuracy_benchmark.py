@@ -30,7 +30,7 @@ def accuracy(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
     results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
-    arguments = ["--example-steps", "44", "--seeds", "2", "--run-dir", str(runs), "--versions", "1,all", "--steps", "1,all",
+    arguments = ["--example-steps", "44", "--seeds", "2", "--parallel", "2", "--run-dir", str(runs), "--versions", "1,all", "--steps", "1,all",
                  "--results", str(results), *SMALL]
     done = accuracy(*arguments)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

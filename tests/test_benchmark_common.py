@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -74,13 +73,11 @@ def test_cpu_has_no_device_name_and_no_memory_figures():
 
 
 def test_matmul_rate_on_cpu_is_positive_and_finite():
-    begin = time.perf_counter()
     rate = matmul_rate(torch.device("cpu"), torch.float32, size=128, repeats=3)
     assert math.isfinite(rate) and rate > 0
     peak = measure_peak(torch.device("cpu"), torch.float32, size=64, repeats=2, warmup_iterations=1)
     assert math.isfinite(peak.rate) and peak.rate > 0 and (peak.size, peak.repeats) == (64, 2)
     assert "64x64" in peak.describe() and "float32" in peak.describe()
-    assert time.perf_counter() - begin < 2.0
 
 
 def test_cpu_matmul_size_grows_until_a_matmul_is_slow_enough_and_stops_at_the_cap():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_train import ENV, FAST, ROOT, metrics, run_train
 
-from arc_trm.checkpoint import latest_checkpoint, publish_checkpoint
-from arc_trm.errors import DataError
+from arc_trm.checkpoint import latest_checkpoint, lock_run_dir, publish_checkpoint, unlock_run_dir
+from arc_trm.errors import ConfigError, DataError
 
 
 def fake_checkpoint(run: Path, step: int, complete: bool = True) -> Path:
@@ -102,12 +103,100 @@ def test_training_resumes_past_a_dangling_latest(tmp_path):
     assert (run / "latest").read_text() == "step_0000006"
 
 
-def test_a_corrupt_checkpoint_is_one_error_line(tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A run of 2 steps with its checkpoint; tests change copies of it."""
+    run = tmp_path_factory.mktemp("trained") / "run"
     run_train([f"run.dir={run}", "train.steps=2"])
+    return run
+
+
+def train_on(run: Path, *args: str, code: str = "") -> subprocess.CompletedProcess:
+    """`arc_trm.train` on `run` after `code` (a monkeypatch) in the same process."""
+    argv = [*FAST, f"run.dir={run}", *args]
+    command = [sys.executable, "-c", f"{code}\nfrom arc_trm.train import main; main({argv!r})"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+@pytest.mark.parametrize("damage", ["model.safetensors", "puzzle_table_0.pt"])
+def test_a_corrupt_or_truncated_checkpoint_is_one_error_line(trained, tmp_path, damage):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
     checkpoint = run / "checkpoints" / (run / "latest").read_text().strip()
-    (checkpoint / "model.safetensors").write_bytes(b"not safetensors")
-    result = subprocess.run([sys.executable, "-m", "arc_trm.train", *FAST, f"run.dir={run}", "train.steps=4"],
-                            capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"error: {checkpoint}: cannot resume from this checkpoint" in result.stderr
+    if damage == "model.safetensors":
+        (checkpoint / damage).write_bytes(b"not safetensors")
+    else:
+        data = (checkpoint / damage).read_bytes()
+        (checkpoint / damage).write_bytes(data[: len(data) // 2])
+    [line] = error_lines(train_on(run, "train.steps=4"))
+    assert line.startswith(f"error: {checkpoint}: cannot resume from this checkpoint")
+
+
+def test_resuming_another_model_size_says_to_use_another_run_dir(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "config.yaml").unlink()  # else the config check refuses first; a copied checkpoint has no config
+    [line] = error_lines(train_on(run, "train.steps=4", "model.hidden=64"))
+    assert "of another size than this config's" in line and line.endswith("use another run.dir")
+
+
+def test_a_full_disk_while_checkpointing_names_the_checkpoint(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    full_disk = (
+        "import errno, torch\n"
+        "def full(*args, **kwargs): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "torch.save = full"
+    )
+    [line] = error_lines(train_on(run, "train.steps=3", code=full_disk))
+    assert line == f"error: {run / 'checkpoints' / 'step_0000003.tmp'}: cannot write (No space left on device)"
+    assert (run / "latest").read_text() == "step_0000002"
+
+
+def test_rotation_counts_only_complete_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    fake_checkpoint(run, 1)
+    fake_checkpoint(run, 2, complete=False)  # a partial copy: cannot be resumed
+    publish(run, 3, keep=2)
+    assert steps_on_disk(run) == ["step_0000001", "step_0000003"]
+    fake_checkpoint(run, 9, complete=False)  # the newest folder is kept, but does not count
+    publish(run, 4, keep=1)
+    assert steps_on_disk(run) == ["step_0000004", "step_0000009"]
+
+
+def test_a_latest_that_is_a_folder_stops_the_run_at_the_start(tmp_path):
+    run = tmp_path / "run"
+    fake_checkpoint(run, 100)
+    (run / "latest").mkdir()  # the run would replace it only after its first checkpoint
+    with pytest.raises(DataError, match=f"{run / 'latest'}: is a folder or special file"):
+        latest_checkpoint(run)
+
+
+def hold_lock(run: Path) -> subprocess.Popen:
+    """Another process holding the run's lock until killed."""
+    code = f"import time; from pathlib import Path; from arc_trm.checkpoint import lock_run_dir; lock_run_dir(Path({str(run)!r})); print('locked', flush=True); time.sleep(600)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_second_training_process_on_one_run_dir_fails_at_once(tmp_path):
+    run = tmp_path / "run"
+    holder = hold_lock(run)
+    try:
+        with pytest.raises(ConfigError, match=f"another training process \\(PID {holder.pid}\\) is using it"):
+            lock_run_dir(run)
+        [line] = error_lines(train_on(run, "train.steps=2"))
+        assert f"PID {holder.pid}" in line and "use another run.dir" in line
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_run_dir(run)  # the lock died with its process
+    lock_run_dir(run)  # and this process may take its own again (a failed run before, in-process)
+    unlock_run_dir(run)

@@ -63,6 +63,8 @@ def test_a_trailing_flag_without_a_value_is_one_error(capsys):
         ("data.canvas=31", "data.canvas=31: must be an integer >= 1 and <= 30"),
         ("model.halt_exploration_prob=1.5", "model.halt_exploration_prob=1.5: must be a finite number >= 0 and <= 1"),
         ("model.hidden=12", "model.hidden / model.heads must be even for rope"),
+        ("train.seed=4294967296", "train.seed=4294967296: must be an integer >= 0 and <= 4294967295"),
+        ("model.rope_theta=1e-300", "model.rope_theta=1e-300: must be a finite number >= 1"),
     ],
 )
 def test_bad_config_is_one_clear_error(arg, message):
@@ -163,3 +165,32 @@ def test_every_accelerate_tracker_is_accepted_and_a_missing_package_is_named(tmp
     result = subprocess.run([sys.executable, "-m", "arc_trm.train", f"run.tracker={missing}", f"run.dir={tmp_path}/run"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == f"error: run.tracker={missing}: its package is not installed (pip install {missing}), or use run.tracker=none\n"
+
+
+def test_a_tiny_expansion_builds_a_model_that_runs():
+    """model.expansion=0.001 is within its range (> 0); its SwiGLU width rounded to 0 and divided by it."""
+    import torch
+
+    from arc_trm.model.layers import swiglu_width
+    from arc_trm.model.trm import TRM
+
+    config = load_config(["model.expansion=0.001", "model.hidden=32", "model.heads=2", "model.seq_len=4", "model.puzzle_emb_len=1"])
+    assert swiglu_width(32, 0.001) == 256 and swiglu_width(512, 4.0) == 1536  # the reference's width unchanged
+    model = TRM(config.model)
+    y, z = model.initial_state(1)
+    out = model(y, z, torch.zeros(1, 4, dtype=torch.int32), None)
+    assert torch.isfinite(out.logits.float()).all()
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [("train:\n  lr: 1e-3\n  lr: 1e-2\n", "lr", 3), ("train:\n  lr: 1e-3\nmodel:\n  n: 2\ntrain:\n  steps: 5\n", "train", 5)],
+)
+def test_a_key_given_twice_in_a_config_or_preset_is_refused(tmp_path, monkeypatch, text, key, line):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"{path}: key '{key}' appears twice \\(again on line {line}\\)"):
+        load_config([f"config={path}"])
+    monkeypatch.setattr("arc_trm.config.PRESETS_DIR", tmp_path)
+    with pytest.raises(ConfigError, match=f"{path}: key '{key}' appears twice"):
+        load_config(["preset=dup"])

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 
+import pytest
 import torch
 
 from arc_trm.checkpoint import export_model, load_model
+from arc_trm.errors import DataError
 from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.slim_export import folder_bytes, main, slim_export
 
@@ -46,9 +51,51 @@ def test_the_slim_copy_holds_what_fine_tuning_reads(tmp_path):
 
 
 def test_slim_export_of_a_missing_model_is_one_error_line(tmp_path, capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
-    except SystemExit as exit_info:
-        assert exit_info.code == 2
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"T": 2.5}, "T must be int, not 2.5"),
+        ({"heads": True}, "heads must be int, not True"),
+        ({"hidden": "32"}, "hidden must be int, not '32'"),
+        ({"heads": -4}, "model.heads=-4: must be an integer >= 1"),
+        ({"hidden": 10**6}, "does not fit"),  # would allocate about 50 GB before noticing
+        ({"hidden": 2**40}, "no model of this size can be built"),
+    ],
+)
+def test_a_config_json_of_wrong_types_or_sizes_is_one_error(tmp_path, capsys, change, message):
+    _, _, folder = exported(tmp_path)
+    config_file = folder / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **change}))
+    for load in (load_model, TRM.from_pretrained):
+        with pytest.raises(DataError, match=re.escape(message)) as error:
+            load(folder)
+        assert str(error.value).startswith(f"{config_file}: ")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), "--out", str(tmp_path / "slim")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"error: {config_file}: ") and err.count("\n") == 1
+    assert not (tmp_path / "slim").exists()
+
+
+@pytest.mark.parametrize("missing", ["config.json", "weights.safetensors"])
+def test_from_pretrained_names_a_missing_file(tmp_path, missing):
+    _, _, folder = exported(tmp_path)
+    (folder / missing).unlink()
+    with pytest.raises(DataError, match=f"{folder}: not a saved TRM \\(no {missing}\\)"):
+        TRM.from_pretrained(folder)
+
+
+def test_exported_weights_are_readable_by_others(tmp_path):
+    model, _, folder = exported(tmp_path)
+    model.save_pretrained(tmp_path / "saved")
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (folder / "weights.safetensors", folder / "puzzle_table.safetensors", tmp_path / "saved" / "weights.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -72,8 +73,78 @@ def test_the_cli_refuses_to_overwrite_its_inputs(tmp_path, capsys):
     before = submission.read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         score([str(submission), "--split", "arc-agi-1/evaluation", "--json", str(submission)])
-    assert exit_info.value.code == 2 and "is an input of this command" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--json {submission}: is the submission {submission}" in capsys.readouterr().err
     assert submission.read_bytes() == before
+
+
+def model_folders(tmp_path: Path) -> None:
+    """runs/x (a run folder: config.yaml, model/) and a Kaggle pair in kaggle/; the files need not be
+    real: every command refuses the output before it reads anything."""
+    model = tmp_path / "runs" / "x" / "model"
+    model.mkdir(parents=True)
+    for name in ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json"):
+        (model / name).write_text(name)
+    (tmp_path / "runs" / "x" / "config.yaml").write_text("run: {}")
+    (tmp_path / "kaggle").mkdir()
+    for name in ("e_challenges.json", "e_solutions.json", "submission.json", "candidates.parquet", "ids.json"):
+        (tmp_path / "kaggle" / name).write_text("{}")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "t.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "kaggle" / "e_challenges.json")
+
+
+M, RUN, K = "runs/x/model", "runs/x", "kaggle"
+OUTPUT_ON_INPUT = {
+    "slim_export M --out M": ("arc_trm.slim_export", [M, "--out", M], M, M),
+    "slim_export RUN --out RUN": ("arc_trm.slim_export", [RUN, "--out", RUN], RUN, RUN),
+    "slim_export M --out RUN": ("arc_trm.slim_export", [M, "--out", RUN], RUN, "runs/x"),
+    "score --json over the challenges beside": (
+        "evaluation.score", [f"{K}/submission.json", "--solutions", f"{K}/e_solutions.json", "--json", f"{K}/e_challenges.json"],
+        f"{K}/e_challenges.json", f"{K}/e_challenges.json"),
+    "score --render inside the task folder": (
+        "evaluation.score", [f"{K}/submission.json", "--solutions", "tasks", "--render", "tasks/pictures"], "tasks/pictures", "tasks"),
+    "make --out MODEL/config.json": (
+        "submissions.make", ["--checkpoint", M, "--challenges", f"{K}/e_challenges.json", "--out", f"{M}/config.json"],
+        f"{M}/config.json", M),
+    "make --out through a link to the challenges": (
+        "submissions.make", ["--checkpoint", M, "--challenges", f"{K}/e_challenges.json", "--out", "link.json"],
+        "link.json", f"{K}/e_challenges.json"),
+    "make --work inside the run": (
+        "submissions.make", ["--checkpoint", RUN, "--challenges", f"{K}/e_challenges.json", "--out", "s.json", "--work", f"{RUN}/w"],
+        f"{RUN}/w", RUN),
+    "predict out= the model": ("arc_trm.predict", [f"checkpoint={M}", f"split={K}/e_challenges.json", f"out={M}"], M, M),
+    "predict out= inside the task folder": ("arc_trm.predict", [f"checkpoint={M}", "split=tasks", "out=tasks/p"], "tasks/p", "tasks"),
+    "vote --render over the candidates": (
+        "arc_trm.vote", [f"{K}/candidates.parquet", "--split", f"{K}/e_challenges.json", "--render", f"{K}/candidates.parquet"],
+        f"{K}/candidates.parquet", f"{K}/candidates.parquet"),
+    "data.arc --out the ConceptARC file": (
+        "arc_trm.data.arc", ["--tasks", "arc1", "--concept", f"{K}/e_challenges.json", "--out", f"{K}/e_challenges.json"],
+        f"{K}/e_challenges.json", f"{K}/e_challenges.json"),
+    "import_reference --out the checkpoint file": (
+        "arc_trm.import_reference", [f"{K}/ids.json", "--identifiers", f"{K}/ids.json", "--out", f"{K}/ids.json"],
+        f"{K}/ids.json", f"{K}/ids.json"),
+    "datasets --out inside the bundled data": ("arc_trm.datasets", ["arc-agi-1/evaluation", "--out", "bundled/k"], "bundled/k", "bundled"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_ON_INPUT))
+def test_no_output_lands_on_an_input(tmp_path, monkeypatch, capsys, case):
+    """One `error:` line naming the output and the input it would overwrite, exit 2, and every file as
+    it was (paths compared resolved: relative, through a symlink)."""
+    import importlib
+
+    model_folders(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bundled").mkdir()  # stands for the installed data, which no test may risk writing to
+    monkeypatch.setattr("arc_trm.datasets.bundled_data_folder", lambda: tmp_path / "bundled")
+    module, argv, output, source = OUTPUT_ON_INPUT[case]
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"{output}: " in lines[0] and f"{source};" in lines[0], lines[0]
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
 @pytest.mark.parametrize(
@@ -96,7 +167,7 @@ def test_submissions_make_refuses_nonsense_before_writing(tmp_path, extra, messa
     extra = [str(challenges) if e == "CHALLENGES" else str(tmp_path / "folder") if e == "FOLDER" else e for e in extra]
     out = ["--out", str(tmp_path / "submission.json")] if "--out" not in extra else []
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
-        make.parse_args(["--checkpoint", str(tmp_path), "--challenges", str(challenges), *out, *extra])
+        make.parse_args(["--checkpoint", str(tmp_path / "model"), "--challenges", str(challenges), *out, *extra])
     assert not (tmp_path / "submission.json").exists() and challenges.read_text() == "{}"
 
 

@@ -142,7 +142,7 @@ def test_true_outputs_score_perfectly_on_a_real_split(tmp_path):
         for i, pair in enumerate(t.test):
             candidates.append(Candidate(t.id, i, 0, 1, 0.9, np.zeros((1, 1), np.uint8)))
             candidates.append(Candidate(t.id, i, 0, 2, 0.9, pair.output))
-    rankings = vote(CandidateTable.from_candidates(candidates))
+    rankings = vote(CandidateTable.from_candidates(candidates), "reference")
     assert pass_at_k(rankings, tasks, ks=(1,)) == {1: 1.0}
     submission = attempts_from_rankings(rankings, tasks)
     path = write_submission(submission, tmp_path / "submission.json", tasks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,8 +20,9 @@ import psutil
 import pytest
 import torch
 
+from arc_trm.candidates import load_candidates
 from arc_trm.distributed import ErrorOutput, Launched, run_on_processes
-from arc_trm.grids import load_challenges, write_kaggle_pair
+from arc_trm.grids import kaggle_challenges, load_challenges, write_kaggle_pair
 from arc_trm.io import read_json
 from arc_trm.submission import fallback_submission, validate_submission
 from submissions import make, runners
@@ -334,11 +336,8 @@ def test_out_of_memory_is_found_however_far_up_the_error_output_it_is():
     assert not errors.out_of_memory
 
 
-def test_a_rerun_killed_while_fine_tuning_keeps_the_earlier_answers(tiny_model, files, tmp_path, monkeypatch, caplog):
-    command = args(tiny_model, files, tmp_path, "--finetune-steps", "2", *SMALL, "--set", "train.global_batch=16")
-    assert make.main(command) == 0
-    first = read_json(tmp_path / "submission.json")
-    assert any(first[t] != fallback(files)[t] for t in files["fitting"])  # predictions, not only fallbacks
+def test_a_rerun_killed_while_fine_tuning_keeps_the_earlier_answers(earlier, files, tmp_path, monkeypatch, caplog):
+    first = copy_earlier(earlier, files, tmp_path)
 
     def killed(config):
         # the file as the user would find it at that moment
@@ -347,15 +346,181 @@ def test_a_rerun_killed_while_fine_tuning_keeps_the_earlier_answers(tiny_model, 
 
     monkeypatch.setattr(make, "train", killed)
     with pytest.raises(SystemExit) as exit_info:
-        make.main(command)
+        make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--finetune-steps", "2", *SMALL,
+                       "--set", "train.global_batch=16"))
     assert exit_info.value.code == 130
     assert read_json(tmp_path / "submission.json") == first
-    assert "3 task(s) keep the answers of an earlier run of this command" in caplog.text
+    assert "3 task(s) keep the answers" in caplog.text
+
+
+# ------------------------------------------------------------------------- re-runs never make it worse
+
+
+@pytest.fixture(scope="module")
+def earlier(tiny_model, files, arc1_tasks, tmp_path_factory) -> Path:
+    """A finished run predicted by the original model (--no-finetune): submission.json, its provenance
+    and the work folder, beside its own copies of the model and the challenges, another checkpoint
+    (`other`, a copy) and `superset.json` (the challenges and one more task)."""
+    folder = tmp_path_factory.mktemp("earlier")
+    shutil.copytree(tiny_model, folder / "model")
+    shutil.copytree(tiny_model, folder / "other")
+    shutil.copy(files["challenges"], folder / "challenges.json")
+    challenges = read_json(files["challenges"])
+    more = next(task for task in arc1_tasks[1] if task.id not in challenges)
+    (folder / "superset.json").write_text(json.dumps({**challenges, **kaggle_challenges([more])}))
+    assert make.main(args(folder / "model", {"challenges": folder / "challenges.json"}, folder, "--no-finetune", *SMALL)) == 0
+    return folder
+
+
+def copy_earlier(earlier: Path, files: dict, tmp_path: Path) -> dict:
+    """The earlier run's files in tmp_path; returns its submission, checked to hold predictions."""
+    for name in ("submission.json", "submission.json.provenance.json"):
+        shutil.copy(earlier / name, tmp_path / name)
+    shutil.copytree(earlier / "work", tmp_path / "work")
+    submission = read_json(tmp_path / "submission.json")
+    assert all(submission[t] != fallback(files)[t] for t in files["fitting"])
+    return submission
+
+
+def sources(out: Path) -> dict[str, list[str]]:
+    """Task id -> the source of each answer, from the provenance beside `out`."""
+    records = read_json(out.with_name(out.name + ".provenance.json"))["tasks"]
+    return {task_id: [r["source"] for r in record["answers"]] for task_id, record in records.items()}
+
+
+def rerun_args(case: str, earlier: Path, tmp_path: Path) -> list[str]:
+    """The options (beside the earlier run's) of each re-run that used to start from the fallbacks."""
+    if case == "work folder deleted":
+        shutil.rmtree(tmp_path / "work")
+    if case == "work folder damaged":
+        for path in (tmp_path / "work").rglob("*"):
+            if path.is_file():
+                path.write_bytes(b"\x00garbage")
+    if case == "re-exported checkpoint":
+        os.utime(earlier / "model" / "weights.safetensors")  # same bytes, a new time
+    relative = ["--checkpoint", os.path.relpath(earlier / "model", tmp_path), "--work", "work", "--out", "submission.json",
+                "--challenges", os.path.relpath(earlier / "challenges.json", tmp_path)]
+    return {
+        "spelled relatively": relative, "--predict-aug": ["--predict-aug", "1"], "--policy": ["--policy", "reference"],
+        "fine-tuning on": ["--finetune-steps", "3"], "another checkpoint": ["--checkpoint", str(earlier / "other")],
+        "a superset of the challenges": ["--challenges", str(earlier / "superset.json")],
+    }.get(case, [])
+
+
+RERUNS = ["work folder deleted", "work folder damaged", "spelled relatively", "re-exported checkpoint", "--predict-aug",
+          "--policy", "fine-tuning on", "another checkpoint", "a superset of the challenges"]
+
+
+@pytest.mark.parametrize("case", RERUNS)
+def test_a_rerun_never_replaces_answers_with_fallbacks(earlier, files, tmp_path, monkeypatch, capsys, case):
+    """Each of these re-runs used to start the file from the fallbacks. Stopped before it predicts
+    (budget 0), the re-run must leave every earlier answer in place, and its summary counts them."""
+    first = copy_earlier(earlier, files, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    command = args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--no-finetune", *SMALL)
+    change = rerun_args(case, earlier, tmp_path)
+    for option, value in zip(change[::2], change[1::2]):
+        if option in command:
+            command[command.index(option) + 1] = value
+        else:
+            command += [option, value]
+    if case == "fine-tuning on":
+        command.remove("--no-finetune")
+    assert make.main([*command, "--time-budget", "0"]) == 0
+    now = read_json(tmp_path / "submission.json")
+    assert {task_id: now[task_id] for task_id in first} == first
+    out = capsys.readouterr().out
+    assert "predicted: 3 by the original model (3 kept from an earlier run)" in out
+    assert f"Fallback guesses: {len(now) - 3} task(s)" in out
+    if case == "a superset of the challenges":
+        assert_complete(now, {"challenges": earlier / "superset.json"}) and len(now) == 5
+
+
+def test_a_rerun_replaces_answers_only_with_better_founded_ones(earlier, files, tmp_path, monkeypatch, capsys):
+    """A fine-tuned model's predictions replace the original model's; a later run without fine-tuning
+    has nothing to improve, predicts nothing and changes nothing; --fresh starts over."""
+    copy_earlier(earlier, files, tmp_path)
+    assert set(sources(tmp_path / "submission.json")[files["fitting"][0]]) == {"predicted"}
+    tuned = args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--finetune-steps", "2", *SMALL,
+                 "--set", "train.global_batch=16")
+    assert make.main(tuned) == 0
+    assert "predicted: 3 by the fine-tuned model." in capsys.readouterr().out
+    second = read_json(tmp_path / "submission.json")
+    recorded = sources(tmp_path / "submission.json")
+    assert all("finetuned" in recorded[t] for t in files["fitting"]) and set(recorded[files["too_big"]]) == {"fallback"}
+
+    def never(predict_args, accelerator):
+        raise AssertionError("predicted, though nothing could improve")
+
+    monkeypatch.setattr(make, "predict_split", never)
+    assert make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--no-finetune", *SMALL)) == 0
+    assert read_json(tmp_path / "submission.json") == second
+    out = capsys.readouterr().out
+    assert "Nothing to improve" in out and "predicted: 3 by the fine-tuned model (3 kept from an earlier run)" in out
+    assert make.main([*tuned, "--fresh", "--time-budget", "0"]) == 0
+    assert read_json(tmp_path / "submission.json") == fallback(files)
+    assert {s for answers in sources(tmp_path / "submission.json").values() for s in answers} == {"fallback"}
+
+
+@pytest.mark.parametrize("provenance", ["deleted", "damaged", "stale"])
+def test_without_its_provenance_an_earlier_answer_is_kept(earlier, files, tmp_path, monkeypatch, capsys, provenance):
+    """A provenance file lost, damaged or not describing the file's answers (here: one of a fallback
+    file) never lets a fallback or the original model's prediction replace a real-looking answer."""
+    first = copy_earlier(earlier, files, tmp_path)
+    record = tmp_path / "submission.json.provenance.json"
+    if provenance == "deleted":
+        record.unlink()
+    elif provenance == "damaged":
+        record.write_text("{not json")
+    else:
+        make.Answers.fallback(load_challenges(files["challenges"])).save_records(tmp_path / "submission.json")
+
+    def never(predict_args, accelerator):
+        raise AssertionError("predicted over answers of unknown origin")
+
+    monkeypatch.setattr(make, "predict_split", never)
+    assert make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--no-finetune", *SMALL)) == 0
+    assert read_json(tmp_path / "submission.json") == first
+    assert "predicted: 3 of unknown origin (3 kept from an earlier run)" in capsys.readouterr().out
+    recorded = sources(tmp_path / "submission.json")
+    assert recorded[files["fitting"][0]][0] == "unknown" and set(recorded[files["too_big"]]) == {"fallback"}
+
+
+def test_a_corrupt_part_file_is_set_aside_and_made_again(tiny_model, files, tmp_path, capsys, caplog):
+    command = args(tiny_model, files, tmp_path, "--no-finetune", *SMALL, "--fresh")
+    assert make.main(command) == 0
+    (part,) = (tmp_path / "work").glob("predict-*/chunk_00000/parts/part_00000.parquet")
+    part.write_bytes(part.read_bytes()[:100])  # a write cut short
+    caplog.clear()
+    assert make.main(command) == 0
+    assert "predicted: 3 by the original model." in capsys.readouterr().out
+    warnings = [r for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0].getMessage() and warnings[0].exc_info is None
+    assert (part.parent / "part_00000.parquet.corrupt").exists() and load_candidates(part).task_ids
+
+
+def test_the_work_folder_is_keyed_by_content_not_by_spelling_or_time(tiny_model, tmp_path, monkeypatch):
+    """A relative checkpoint and work folder resume the run the absolute ones made; an identical
+    re-export resumes too; other weights start afresh."""
+    model = tmp_path / "runs" / "x" / "model"
+    shutil.copytree(tiny_model, model)
+    (tmp_path / "inside").mkdir()
+
+    def run_dir(checkpoint: str, work: str) -> str:
+        parsed = make.parse_args(["--checkpoint", checkpoint, "--challenges", "c.json", "--out", "o.json", "--work", work])
+        return make.finetune_config(parsed, Path(checkpoint), Path(work) / "tasks.json", "key").run.dir
+
+    absolute = run_dir(str(model), str(tmp_path / "work"))
+    monkeypatch.chdir(tmp_path / "inside")
+    assert run_dir("../runs/x/model", "../work") == absolute
+    os.utime(model / "weights.safetensors", (1, 1))
+    assert run_dir("../runs/x/model", "../work") == absolute
+    weights = model / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    assert run_dir("../runs/x/model", "../work") != absolute
 
 
 def test_a_corrupt_checkpoint_is_one_error_line_and_nothing_written(tiny_model, files, tmp_path, capsys):
-    import shutil
-
     broken = tmp_path / "model"
     shutil.copytree(tiny_model, broken)
     (broken / "weights.safetensors").write_bytes(b"\x00" * 64)

@@ -305,3 +305,14 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     assert not (run / "model").exists()
     weights = latest_weights(run)
     assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_progress_bar_total_under_a_time_budget_is_the_budgets():
+    """Under train.max_minutes the bar's total (so its ETA) is the step the run reaches by the
+    deadline, not train.steps (a 60-minute run showed an ETA of days against steps=1000000)."""
+    from arc_trm.train import steps_within
+
+    # 100 steps took 10 s; 50 s are left: 500 more steps, far below train.steps
+    assert steps_within(step=100, steps=1_000_000, done=100, seconds=10.0, seconds_left=50.0) == 600
+    assert steps_within(step=100, steps=300, done=100, seconds=10.0, seconds_left=50.0) == 300  # train.steps first
+    assert steps_within(step=100, steps=1_000, done=100, seconds=10.0, seconds_left=-5.0) == 100  # past the deadline

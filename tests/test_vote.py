@@ -22,6 +22,7 @@ from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Pair, Task
 from arc_trm.io import atomic_write_json
 from arc_trm.vote import (
+    DEFAULT_POLICY,
     CandidateError,
     compare_policies,
     format_comparison,
@@ -74,12 +75,12 @@ def test_grid_key_distinguishes_shapes_and_round_trips():
 
 def test_majority_wins():
     table = table_of(runs("t", 0, [[(A, 0.1)], [(B, 0.9)], [(A, 0.2)]]))
-    assert summary(vote(table)[("t", 0)]) == [([[0, 0], [0, 0]], 2, 2.0, 0.15), ([[1, 1], [1, 1]], 1, 1.0, 0.9)]
+    assert summary(vote(table, "reference")[("t", 0)]) == [([[0, 0], [0, 0]], 2, 2.0, 0.15), ([[1, 1], [1, 1]], 1, 1.0, 0.9)]
 
 
 def test_tie_broken_by_mean_q_then_first_appearance():
     table = table_of(runs("t", 0, [[(A, 0.3)], [(B, 0.9)], [(C, 0.5)], [(D, 0.5)]]))
-    ranked = vote(table)[("t", 0)]
+    ranked = vote(table, "reference")[("t", 0)]
     assert [r.grid.tolist() for r in ranked] == [B.tolist(), C.tolist(), D.tolist(), A.tolist()]
 
 
@@ -88,12 +89,12 @@ def test_reference_uses_only_the_last_step():
     table = table_of(runs("t", 0, [[(A, 0.9), (B, 0.1)], [(A, 0.9), (B, 0.1)], [(A, 0.9), (A, 0.1)]]))
     ranked = vote(table, "reference")[("t", 0)]
     assert summary(ranked) == [([[1, 1], [1, 1]], 2, 2.0, 0.1), ([[0, 0], [0, 0]], 1, 1.0, 0.1)]
-    assert summary(vote(table_of(EXAMPLE))[("t", 0)]) == [([[1, 1], [1, 1]], 2, 2.0, 0.65), ([[0, 0], [0, 0]], 1, 1.0, 0.9)]
+    assert summary(vote(table_of(EXAMPLE), "reference")[("t", 0)]) == [([[1, 1], [1, 1]], 2, 2.0, 0.65), ([[0, 0], [0, 0]], 1, 1.0, 0.9)]
 
 
 def test_last_step_is_the_highest_step_whatever_the_row_order():
     table = table_of(list(reversed(EXAMPLE)))
-    assert [r.votes for r in vote(table)[("t", 0)]] == [2, 1]
+    assert [r.votes for r in vote(table, "reference")[("t", 0)]] == [2, 1]
 
 
 def test_halt_weighted_by_hand():
@@ -141,7 +142,7 @@ def test_poe_candidates_lists_top_n_of_each_input():
         ("t", 0, C.tolist()),
         ("t", 1, D.tolist()),
     ]
-    assert len(poe_candidates(vote(table))) == 4
+    assert len(poe_candidates(vote(table, "reference"))) == 4
 
 
 def test_none_grids_never_rank_and_do_not_fall_back_to_earlier_steps():
@@ -149,7 +150,7 @@ def test_none_grids_never_rank_and_do_not_fall_back_to_earlier_steps():
         runs("t", 0, [[(A, 0.9), (None, 0.9)], [(B, 0.9), (None, 0.9)], [(None, 0.1), (C, 0.1)]]),
         runs("t", 1, [[(None, 0.5)]]),
     )
-    rankings = vote(table)
+    rankings = vote(table, "reference")
     assert summary(rankings[("t", 0)]) == [([[2, 2, 2]], 1, 1.0, 0.1)]
     assert rankings[("t", 1)] == []  # present, nothing decoded
     assert [r.grid.tolist() for r in vote(table, "halt_weighted")[("t", 0)]] == [A.tolist(), B.tolist(), C.tolist()]
@@ -166,7 +167,7 @@ def test_multiple_checkpoints_raise_unless_pooled():
     table = table_of(runs("t", 0, [[(A, 0.5)], [(B, 0.5)]], "ckpt1"), runs("t", 0, [[(A, 0.5)], [(C, 0.9)]], "ckpt2"))
     with pytest.raises(ValueError, match="2 checkpoints"):
         vote(table)
-    pooled = vote(table, pool_checkpoints=True)[("t", 0)]  # each checkpoint's augmentation 0 votes
+    pooled = vote(table, "reference", pool_checkpoints=True)[("t", 0)]  # each checkpoint's augmentation 0 votes
     assert summary(pooled)[0] == ([[0, 0], [0, 0]], 2, 2.0, 0.5)
     assert sum(r.votes for r in pooled) == 4
 
@@ -345,3 +346,51 @@ def test_in_training_evaluation_scores_the_default_vote():
     assert pass_at_k(vote(CandidateTable.from_candidates(candidates), "reference"), [task], ks=(1, 2))[1] == 0.0
     metrics = held_out_metrics(candidates, [task], last_step=2)
     assert metrics == {"pass@1": 1.0, "pass@2": 1.0, "exact_accuracy": 0.0}
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("q_halt", math.nan, "q_halt nan: it must be a probability from 0 to 1"),
+        ("q_halt", math.inf, "q_halt inf: it must be a probability from 0 to 1"),
+        ("q_halt", -0.5, "q_halt -0.5: it must be a probability from 0 to 1"),
+        ("step", -1, "step -1: it must be >= 1"),
+        ("step", 0, "step 0: it must be >= 1"),
+        ("augmentation", -2, "augmentation -2: it must be >= 0"),
+    ],
+)
+def test_a_candidates_file_with_values_voting_would_misread_is_refused(tmp_path, capsys, column, value, message):
+    """A NaN, infinite or negative q_halt silently reordered the answers; a negative step was reported
+    as a duplicate without the file's name."""
+    from test_hostile_inputs import run_main, task_with_outputs
+
+    from arc_trm.grids import write_kaggle_pair
+
+    grid = np.ones((1, 1), dtype=np.uint8)
+    rows = [Candidate("t", 0, k, step, 0.5, grid, "c") for k in range(2) for step in (1, 2)]
+    rows[3] = dataclasses.replace(rows[3], **{column: value})
+    path = save_candidates(CandidateTable.from_candidates(rows), tmp_path / "candidates.parquet")
+    with pytest.raises(DataError, match=f"{path}: row 3 \\(counted from 0\\) has {message}"):
+        load_candidates(path)
+    challenges, solutions = write_kaggle_pair([task_with_outputs("t")], tmp_path, "x")
+    err = run_main(main, [path, "--split", challenges, "--solutions", solutions], capsys)
+    assert err.startswith(f"error: {path}: row 3")
+
+
+def test_a_duplicate_in_a_candidates_file_names_the_file(tmp_path, capsys):
+    from test_hostile_inputs import run_main, task_with_outputs
+
+    from arc_trm.grids import write_kaggle_pair
+
+    grid = np.ones((1, 1), dtype=np.uint8)
+    path = save_candidates(CandidateTable.from_candidates([Candidate("t", 0, 0, 1, 0.5, grid, "c")] * 2), tmp_path / "c.parquet")
+    challenges, solutions = write_kaggle_pair([task_with_outputs("t")], tmp_path, "x")
+    err = run_main(main, [path, "--split", challenges, "--solutions", solutions], capsys)
+    assert err.startswith(f"error: {path}: duplicate candidate: task t test 0 augmentation 0 step 1")
+
+
+def test_vote_defaults_to_the_default_policy():
+    """vote() without a policy is what predict and submissions.make submit."""
+    table = table_of(EXAMPLE)
+    assert summary(vote(table)[("t", 0)]) == summary(vote(table, DEFAULT_POLICY)[("t", 0)])
+    assert DEFAULT_POLICY == "halt_weighted"

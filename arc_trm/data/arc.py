@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from arc_trm.augment import Augmentation, augmentation_table, dihedral_transform, sample_offsets
 from arc_trm.data.stream import Examples
-from arc_trm.datasets import resolve
+from arc_trm.datasets import bundled_data_folder, resolve
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
-from arc_trm.io import atomic_write_json, ensure_folder, read_json
+from arc_trm.io import atomic_write_json, ensure_folder, read_json, refuse_output_on_input
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
 
 log = logging.getLogger(__name__)
@@ -508,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         "--canvas": (1 <= args.canvas <= MAX_SIDE, f"in [1, {MAX_SIDE}]"), "--num-aug": (args.num_aug >= 0, ">= 0"),
         "--seed": (args.seed >= 0, ">= 0"),
     })
+    refuse_output_on_input(args.out, {"the ConceptARC file": args.concept, "the bundled data": bundled_data_folder()})
     created = not Path(args.out).exists()
     ensure_folder(args.out)
     try:

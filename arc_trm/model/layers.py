@@ -98,8 +98,9 @@ class Attention(nn.Module):
 
 
 def swiglu_width(hidden: int, expansion: float) -> int:
-    """Intermediate width: round(expansion * hidden * 2/3) rounded up to a multiple of 256 (reference)."""
-    width = round(expansion * hidden * 2 / 3)
+    """Intermediate width: round(expansion * hidden * 2/3) rounded up to a multiple of 256 (reference),
+    at least 256 (a tiny expansion rounds to 0, a layer without inputs)."""
+    width = max(1, round(expansion * hidden * 2 / 3))
     return -(-width // 256) * 256
 
 

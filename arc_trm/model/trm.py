@@ -23,6 +23,8 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from arc_trm.errors import DataError
+from arc_trm.io import atomic_write, read_json
 from arc_trm.model.layers import Block, CastedEmbedding, CastedLinear, RotaryEmbedding, trunc_normal_
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -89,16 +91,36 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
 
     `TRM.from_pretrained(folder or hub id)` and `model.save_pretrained(folder)` (huggingface_hub's
     mixin) read and write the same pair an export holds: config.json and weights.safetensors. The
-    project's own loader (`arc_trm.checkpoint.load_model`) also reads the puzzle table and data.json."""
+    project's own loader (`arc_trm.checkpoint.load_model`) also reads the puzzle table and data.json.
+    `from_pretrained` raises `arc_trm.errors.DataError`, naming the file, for a folder without config.json
+    or weights.safetensors and for a config.json that is not a valid model config (a field of the wrong
+    type or out of its range, such as negative heads)."""
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        save_model(self, str(save_directory / WEIGHTS_FILE))
+        atomic_write(save_directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TRM":  # type: ignore[override]
+        folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir():  # checked before the mixin reads config.json, which it does without a word on errors
+            from arc_trm.checkpoint import check_weights_fit, model_config_from  # it imports this module
+
+            for name in ("config.json", WEIGHTS_FILE):
+                if not (folder / name).is_file():
+                    raise DataError(f"{folder}: not a saved TRM (no {name})")
+            config = model_config_from(read_json(folder / "config.json"), folder / "config.json")
+            check_weights_fit(config, folder / "config.json", folder / WEIGHTS_FILE)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = True, **kwargs) -> "TRM":
         hub = {key: kwargs.pop(key) for key in list(kwargs) if key in (*HUB_DOWNLOAD_OPTIONS, "proxies", "resume_download")}
-        if isinstance(kwargs.get("config"), dict):  # config.json's fields (annotations are strings here)
-            kwargs["config"] = ModelConfig(**kwargs["config"])
+        if kwargs.get("config") is None:
+            raise DataError(f"{model_id}: not a saved TRM (no config.json)")
+        if isinstance(kwargs["config"], dict):  # config.json's fields (annotations are strings here)
+            from arc_trm.checkpoint import model_config_from
+
+            kwargs["config"] = model_config_from(kwargs["config"], f"{model_id}/config.json")
         model = cls(**kwargs)
         if Path(model_id).is_dir():
             weights = Path(model_id) / WEIGHTS_FILE
