@@ -308,6 +308,8 @@ def _write_parquet(arrow: pa.Table, path: str | os.PathLike) -> Path:
 
 def _read_parquet(path: str | os.PathLike, dictionary_columns: list[str], fmt: bytes) -> pa.Table:
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a {fmt.decode().split('/')[0]} Parquet file (e.g. OUT/{fmt.decode().split('/')[0]}.parquet)")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:

@@ -192,11 +192,17 @@ def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> No
 MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
 
 
-def model_dir_of(path: str | Path) -> Path:
-    """The exported model folder behind `path` (the folder itself or a run directory), checked complete."""
+def model_folder(path: str | Path) -> Path:
+    """The exported model folder `path` names: the folder itself, or the `model` folder of a run directory."""
     model_dir = Path(path)
     if (model_dir / "model").is_dir() and not (model_dir / "weights.safetensors").exists():
         model_dir = model_dir / "model"  # a run directory was given
+    return model_dir
+
+
+def model_dir_of(path: str | Path) -> Path:
+    """The exported model folder behind `path` (the folder itself or a run directory), checked complete."""
+    model_dir = model_folder(path)
     missing = [name for name in MODEL_FILES if not (model_dir / name).exists()]
     if missing:
         raise DataError(f"{model_dir}: not an exported model (missing {', '.join(missing)})")
@@ -260,7 +266,7 @@ def check_weights_fit(config: ModelConfig, config_file: Path, weights_file: Path
     try:
         with torch.device("meta"):
             expected = {name: tuple(t.shape) for name, t in TRM(config).state_dict().items()}
-    except (RuntimeError, ValueError, OverflowError) as error:  # sizes past what a tensor can index
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes past what a tensor can index (64 bits: TypeError)
         raise DataError(f"{config_file}: no model of this size can be built ({error_summary(error)})") from None
     with safe_open_tensors(weights_file) as stored:
         found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}

@@ -381,6 +381,11 @@ RANGES: dict[str, Range] = {
 }
 
 
+INT64_MAX = 2**63 - 1
+"""The largest integer torch, numpy and the JSON writer (orjson) take: a larger one (model.T=1e21) used to
+run, then fail with a traceback when the model was exported."""
+
+
 def check_ranges(config: Config) -> None:
     """Every numeric field within the bounds the code relies on: one line naming key, value and range."""
     for key, allowed in RANGES.items():
@@ -388,6 +393,11 @@ def check_ranges(config: Config) -> None:
         value = getattr(getattr(config, section), name)
         if not allowed.allows(value):
             raise ConfigError(f"{key}={value}: must be {allowed.describe(isinstance(value, int))}")
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(config, section)):
+            value = getattr(getattr(config, section), f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+                raise ConfigError(f"{section}.{f.name}={value}: must be an integer of at most 64 bits (<= {INT64_MAX})")
 
 
 def validate(config: Config) -> None:

@@ -21,7 +21,7 @@ import torch
 from arc_trm.augment import Augmentation
 from arc_trm.checkpoint import export_model
 from arc_trm.config import Config, validate
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
 from arc_trm.io import read_json, refuse_output_on_input
 from arc_trm.model.trm import TRM, ModelConfig
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m arc_trm.import_reference", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="state dict saved by the reference code")
     parser.add_argument("--identifiers", type=Path, help="the reference dataset's identifiers.json")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the exported model")
+    parser.add_argument("--out", type=nonempty_path, required=True, help="folder for the exported model")
     parser.add_argument("--T", type=int, default=3, help="recursion cycles (reference: 3)")
     parser.add_argument("--n", type=int, default=4, help="z-updates per cycle (reference README: 4 for ARC)")
     parser.add_argument("--heads", type=int, default=8)

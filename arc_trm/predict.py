@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
@@ -110,12 +111,14 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     return args
 
 
-def check_parts_settings(out: Path, args: PredictArgs) -> None:
+def check_parts_settings(out: Path, args: PredictArgs, tasks: Sequence[Task]) -> None:
     """Parts are reused on a re-run only if they were made with the same model, data and settings. The
-    model is its files' hash: a model exported again to the same folder is another model."""
+    model is its files' hash: a model exported again to the same folder is another model; the tasks are
+    their ids' and test inputs' hash: a task file or folder changed under the same path is other tasks."""
     settings = {key: getattr(args, key) for key in ("checkpoint", "split", "num_aug", "steps", "poe_top_n", "tasks_per_part")}
     settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     settings["model"] = model_hash(model_dir_of(args.checkpoint))
+    settings["tasks"] = tasks_hash(tasks)
     path = out / "parts" / "settings.json"
     if path.exists():
         saved = read_json(path)
@@ -128,6 +131,17 @@ def check_parts_settings(out: Path, args: PredictArgs) -> None:
             )
     else:
         atomic_write_json(path, settings, indent=True)
+
+
+def tasks_hash(tasks: Sequence[Task]) -> str:
+    """SHA-256 over the task ids and test inputs, in order: what each part predicts."""
+    digest = hashlib.sha256()
+    for task in tasks:
+        digest.update(task.id.encode() + b"\0")
+        for pair in task.test:
+            grid = np.ascontiguousarray(pair.input, dtype=np.uint8)
+            digest.update(f"{grid.shape}".encode() + grid.tobytes())
+    return digest.hexdigest()
 
 
 def model_hash(model_dir: Path) -> str:
@@ -175,7 +189,7 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     pad_to = min(args.batch_size, max(count_queries(part, index, args.num_aug) for part in parts)) if args.compile else 0
     checkpoint = str(Path(args.checkpoint).resolve())
     if accelerator.is_main_process:
-        check_parts_settings(out, args)
+        check_parts_settings(out, args, tasks)
     accelerator.wait_for_everyone()
     mine = [i for i in range(len(parts)) if i % accelerator.num_processes == accelerator.process_index]
     for i in tqdm(mine, desc="parts", unit="part", disable=not accelerator.is_main_process):

@@ -31,6 +31,7 @@ from arc_trm.checkpoint import (
     latest_checkpoint,
     load_model,
     lock_run_dir,
+    model_folder,
     publish_checkpoint,
     unlock_run_dir,
 )
@@ -41,7 +42,7 @@ from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, DataError, UserError, error_summary, exit_on_user_error
 from arc_trm.evaluate import evaluate_held_out
-from arc_trm.io import writing_to
+from arc_trm.io import refuse_output_on_input, writing_to
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
@@ -264,8 +265,38 @@ def initial_weights(initial: Initial, model: TRM, table: PuzzleEmbedding) -> Non
     table.weights[:] = trained_table.mean_row().to(table.weights.device)
 
 
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory free for new tensors on `device`: the GPU's free memory, else the host's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def check_model_fits(config: Config, num_puzzle_ids: int, device: torch.device) -> None:
+    """A ConfigError naming the model keys, before anything is allocated, when the float32 weights and
+    the puzzle table alone exceed the free memory (model.hidden=400000 used to end in the allocator's
+    traceback, or in the kernel's out-of-memory killer)."""
+    model = config.model
+    keys = f"model.hidden={model.hidden}, model.expansion={model.expansion:g}, model.layers={model.layers}"
+    try:
+        with torch.device("meta"):
+            parameters = TRM(model).num_parameters()
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # torch: a size past 64 bits is a TypeError
+        raise ConfigError(f"{keys}: no model of this size can be built ({error_summary(error)})") from None
+    need = 4 * (parameters + num_puzzle_ids * model.hidden)
+    free = free_memory_bytes(device)
+    if need > free:
+        raise ConfigError(
+            f"{keys}: {parameters:,} weights and a puzzle table of {num_puzzle_ids:,} x {model.hidden} need "
+            f"{need / 2**30:.1f} GiB before gradients and optimizer state; {free / 2**30:.1f} GiB is free on {device}"
+        )
+
+
 def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource, initial: Initial | None = None) -> Trainer:
     world = accelerator.num_processes
+    check_model_fits(config, source.num_puzzle_ids, accelerator.device)
     set_seed(config.train.seed)
     model = TRM(config.model)
     sharded = config.train.puzzle_table == "sharded" and world > 1
@@ -316,6 +347,7 @@ def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, example
 def train(config: Config) -> Path:
     started = time.perf_counter()  # train.max_minutes counts loading and compilation too
     run_dir = Path(config.run.dir)
+    refuse_run_dir_on_inputs(config)
     accelerator = run_accelerator(config, run_dir)
     if accelerator.is_main_process:
         lock_run_dir(run_dir)  # held to the end: a second run on this run.dir fails here, before writing
@@ -389,6 +421,26 @@ def train(config: Config) -> Path:
     accelerator.end_training()  # closes the trackers and destroys the process group
     unlock_run_dir(run_dir)
     return model_dir
+
+
+def refuse_run_dir_on_inputs(config: Config) -> None:
+    """A ConfigError before any work when run.dir is, or lies inside, what the run reads (the model
+    `train.init_from` names, the task or data folder), or when its export, run.dir/model, would replace
+    the model it fine-tunes from."""
+    from arc_trm.data.arc import PRESETS
+
+    data, init_from = config.data, config.train.init_from.strip()
+    inputs = {
+        "train.init_from": init_from or None,
+        "the model of train.init_from": model_folder(init_from) if init_from else None,
+        "data.path": data.path.strip() or None,
+        "data.tasks": data.tasks if data.track == "arc" and not data.path.strip() and data.tasks not in PRESETS else None,
+        "data.concept": data.concept.strip() or None if data.track == "arc" and not data.path.strip() else None,
+    }
+    refuse_output_on_input(config.run.dir, inputs, option="run.dir=")
+    if init_from:
+        refuse_output_on_input(Path(config.run.dir) / "model", {"the model of train.init_from": model_folder(init_from)},
+                               option=f"run.dir={config.run.dir}: its export")
 
 
 def diverged(trainer: Trainer, run_dir: Path) -> UserError:

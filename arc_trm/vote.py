@@ -41,7 +41,7 @@ from arc_trm.candidates import (
     load_log_probs,
 )
 from arc_trm.datasets import resolve, split_inputs
-from arc_trm.errors import ArgumentParser, ConfigError, DataError, UserError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, ConfigError, DataError, UserError, exit_on_user_error, nonempty_path
 from arc_trm.grids import Grid, Task
 from arc_trm.io import refuse_output_on_input
 
@@ -349,7 +349,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--policies", default=None, help=f"comma-separated, from {', '.join(POLICIES)}")
     parser.add_argument("--log-probs", default=None, help="log-probabilities Parquet file, enables 'poe'")
     parser.add_argument("--pool-checkpoints", action="store_true", help="vote across several checkpoints")
-    parser.add_argument("--render", default=None, metavar="DIR",
+    parser.add_argument("--render", default=None, metavar="DIR", type=nonempty_path,
                         help="write DIR/<task>_<test>.png: each test input with its top candidates under the first policy")
     parser.add_argument("--top", type=int, default=6, help="candidates per picture with --render")
     return parser.parse_args(argv)

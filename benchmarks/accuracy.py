@@ -93,7 +93,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=1,
                         help="seeds trained side by side, cores/P threads each (default 1: on 2 cores a compiled run "
                         "does more than two side by side)")
-    parser.add_argument("--run-dir", default=None, help="folder of the seeds' runs (default runs/ladder/PRESET[-HASH])")
+    parser.add_argument("--run-dir", default=None, help="folder of the seeds' runs (default runs/ladder/PRESET[-HASH]); "
+                        "with compare, the folder that holds each arm's PRESET[-HASH] folder")
     parser.add_argument("--launch", default="", help="launcher for training and prediction, e.g. 'accelerate launch'")
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
     parser.add_argument("--results", default=str(RESULTS), help="where to append the entry")
@@ -196,8 +197,9 @@ class Rung:
         return self.root / f"seed_{seed}"
 
 
-def rung_of(args: argparse.Namespace, overrides: list[str]) -> Rung:
-    """The rung the arguments name; a bad override is one error line before any work."""
+def rung_of(args: argparse.Namespace, overrides: list[str], runs_under: Path | None = None) -> Rung:
+    """The rung the arguments name; a bad override is one error line before any work. Its runs are in
+    `--run-dir`, else in `runs_under` (or runs/ladder) / PRESET[-HASH]."""
     from arc_trm.config import load_config
 
     config = load_config(overrides)
@@ -208,7 +210,8 @@ def rung_of(args: argparse.Namespace, overrides: list[str]) -> Rung:
         budget = math.ceil(args.example_steps / config.train.global_batch)
     training = sorted(o for o in overrides if not o.startswith(("preset=", "train.seed=", "train.steps=", "run.dir=")))
     key = hashlib.sha256("\n".join(training).encode()).hexdigest()[:8]
-    root = Path(args.run_dir) if args.run_dir else RUNS / (config.preset + (f"-{key}" if training else ""))
+    name = config.preset + (f"-{key}" if training else "")
+    root = Path(args.run_dir) if args.run_dir and runs_under is None else (runs_under or RUNS) / name
     root = root if root.is_absolute() else REPO / root
     seeds = [config.train.seed + i for i in range(args.seeds)]
     return Rung(training, config, budget, seeds, root)
@@ -362,18 +365,19 @@ def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: 
     return out
 
 
-def task_scores(out: Path, tasks: list, policies: tuple[str, ...] = POLICY_ORDER, k: int = 2) -> tuple[dict[str, dict[str, float]], int]:
-    """policy -> task id -> pass@k score of one prediction, and its candidate count."""
-    from arc_trm.candidates import load_candidates, load_log_probs
+def task_scores(table: Any, log_probs: Any, tasks: list, policies: tuple[str, ...], k: int) -> dict[str, dict[str, float]]:
+    """policy -> task id -> pass@k score of one candidate table."""
     from arc_trm.vote import task_pass_at_k, vote
 
-    table = load_candidates(out / "candidates.parquet")
-    log_probs = load_log_probs(out / "log_probs.parquet")
-    scores = {}
-    for policy in policies:
-        rankings = vote(table, policy, **({"log_probs": log_probs} if policy == "poe" else {}))
-        scores[policy] = task_pass_at_k(rankings, tasks, k)
-    return scores, len(table)
+    return {policy: task_pass_at_k(vote(table, policy, **({"log_probs": log_probs} if policy == "poe" else {})), tasks, k)
+            for policy in policies}
+
+
+def within(table: Any, setting: Setting) -> Any:
+    """The candidates a prediction at `setting` would make: the first `versions` versions (k below it)
+    and the first `steps` steps of a prediction at a larger setting, in its order (so votes and their
+    ties are the same as a separate prediction's)."""
+    return table.select((table.augmentation < setting.versions) & (table.step <= setting.steps))
 
 
 def score_with_evaluation(out: Path, challenges: Path, policy: str) -> dict[str, Any]:
@@ -402,12 +406,15 @@ class Measured:
     pass1: dict[Cell, dict[int, dict[str, float]]]
     candidates: dict[Cell, float]  # mean over seeds
     held: Held
-    halt_max_steps: int
-    trained_versions: int
 
 
-def measure_rung(args: argparse.Namespace, rung: Rung, runs: list[SeedRun], cells: list[tuple[Setting, tuple[str, ...]]]) -> Measured:
-    """Predict every seed's held-out tasks at each setting; score each policy per task."""
+def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[Setting], policies: tuple[str, ...]) -> Measured:
+    """Predict every seed's held-out tasks once, at the largest setting, and score each policy per task
+    at every setting (a smaller one is a subset of the larger one's candidates; `poe`, whose
+    log-probabilities belong to the predicted setting, is scored there only)."""
+    from arc_trm.candidates import load_candidates, load_log_probs
+
+    largest = Setting(max(s.versions for s in settings), max(s.steps for s in settings))
     pass2: dict[Cell, dict[int, dict[str, float]]] = {}
     pass1: dict[Cell, dict[int, dict[str, float]]] = {}
     counts: dict[Cell, list[int]] = {}
@@ -416,20 +423,17 @@ def measure_rung(args: argparse.Namespace, rung: Rung, runs: list[SeedRun], cell
         held = write_held_out(seed_run.run_dir)
         if not held.tasks:
             sys.exit(f"error: {seed_run.run_dir}: the run holds out no task with known test outputs; nothing to measure")
-        for setting, policies in cells:
-            out = predict(args, seed_run.run_dir, held.challenges, setting)
-            two, count = task_scores(out, held.tasks, policies, 2)
-            one, _ = task_scores(out, held.tasks, policies, 1)
-            for policy in policies:
-                pass2.setdefault((setting, policy), {})[seed_run.seed] = two[policy]
-                pass1.setdefault((setting, policy), {})[seed_run.seed] = one[policy]
-                counts.setdefault((setting, policy), []).append(count)
-    from arc_trm.io import read_json
-
-    info = read_json(runs[0].run_dir / "model" / "data.json")
-    model_config = read_json(runs[0].run_dir / "model" / "config.json")
-    return Measured(pass2, pass1, {c: statistics.fmean(v) for c, v in counts.items()}, held,
-                    int(model_config["halt_max_steps"]), int(info["num_aug"]) + 1)
+        out = predict(args, seed_run.run_dir, held.challenges, largest)
+        table, log_probs = load_candidates(out / "candidates.parquet"), load_log_probs(out / "log_probs.parquet")
+        for setting in settings:
+            subset = within(table, setting)
+            scored = tuple(p for p in policies if p != "poe" or setting == largest)
+            for k, into in ((2, pass2), (1, pass1)):
+                for policy, scores in task_scores(subset, log_probs, held.tasks, scored, k).items():
+                    into.setdefault((setting, policy), {})[seed_run.seed] = scores
+            for policy in scored:
+                counts.setdefault((setting, policy), []).append(len(subset))
+    return Measured(pass2, pass1, {c: statistics.fmean(v) for c, v in counts.items()}, held)
 
 
 def model_shape(run_dir: Path) -> tuple[int, int]:
@@ -583,7 +587,7 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
     print("[2/4] predicting the held-out tasks at every setting", flush=True)
     versions, halt_max_steps = model_shape(runs[0].run_dir)
     settings = [Setting(v, s) for v in numbers(args.versions, versions) for s in numbers(args.steps, halt_max_steps)]
-    measured = measure_rung(args, rung, runs, [(s, POLICY_ORDER) for s in settings])
+    measured = measure_rung(args, runs, settings, POLICY_ORDER)
     default = (Setting(versions, halt_max_steps), DEFAULT_POLICY)
 
     print("[3/4] scoring the default vote with evaluation.score", flush=True)
@@ -672,9 +676,9 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
             load_config([*overrides, *arm.overrides])
         except UserError as error:
             raise ConfigError(f"{arm.name}: {error}") from None
-        rungs.append(rung_of(argparse.Namespace(**{**vars(args), "run_dir": None}), [*overrides, *arm.overrides]))
+        rungs.append(rung_of(args, [*overrides, *arm.overrides], runs_under=Path(args.run_dir) if args.run_dir else RUNS))
     if len({r.budget * r.config.train.global_batch for r in rungs}) != 1:
-        sys.exit("error: the arms' budgets differ in example-steps; give --example-steps")
+        raise ConfigError("the arms' budgets differ in example-steps (their train.global_batch differ); give --example-steps")
     scores = []
     runs = None
     for arm, rung in zip(arms, rungs):
@@ -682,7 +686,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         runs = train_rung(args, rung)
         versions, halt_max_steps = model_shape(runs[0].run_dir)
         setting = Setting(numbers(arm.versions, versions)[0], numbers(arm.steps, halt_max_steps)[0])
-        scores.append((measure_rung(args, rung, runs, [(setting, (arm.policy,))]), (setting, arm.policy)))
+        scores.append((measure_rung(args, runs, [setting], (arm.policy,)), (setting, arm.policy)))
     (a, cell_a), (b, cell_b) = scores
     lines = [f"- A: {describe_arm(arms[0], rungs[0], cell_a)}", f"- B: {describe_arm(arms[1], rungs[1], cell_b)}",
              f"- budget: {rungs[0].budget * rungs[0].config.train.global_batch:,} example-steps per seed; seeds {rungs[0].seeds}",

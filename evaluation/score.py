@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from arc_trm.datasets import SPLITS, resolve, split_inputs
-from arc_trm.errors import ArgumentParser, DataError, UserError, exit_on_user_error
+from arc_trm.errors import ArgumentParser, DataError, UserError, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, load_challenges, load_solutions, load_tasks, solutions_beside
 from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input
 from evaluation.arc import (
@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     truth.add_argument("--solutions", type=Path, metavar="PATH",
                        help="task folder, task file, Kaggle challenges file or Kaggle solutions file")
     truth.add_argument("--split", metavar="NAME", help=f"named split: {', '.join(SPLITS)}")
-    parser.add_argument("--json", type=Path, metavar="REPORT", help="write the full report here (atomically)")
-    parser.add_argument("--render", type=Path, metavar="DIR", help="write one PNG per task not fully solved")
+    parser.add_argument("--json", type=nonempty_path, metavar="REPORT", help="write the full report here (atomically)")
+    parser.add_argument("--render", type=nonempty_path, metavar="DIR", help="write one PNG per task not fully solved")
     parser.add_argument("--track", choices=TRACKS, default="arc", help="what is scored (default: arc)")
     return parser
 
@@ -143,6 +143,8 @@ def score_inputs(args: argparse.Namespace) -> dict[str, Path | None]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     inputs = score_inputs(args)
+    if args.json is not None and args.render is not None and args.json.resolve() == args.render.resolve():
+        raise UserError(f"--json {args.json} and --render {args.render}: the same path; the report is a file, the pictures a folder")
     for option in ("--json", "--render"):
         output = getattr(args, option[2:])
         if output is not None:

@@ -48,8 +48,13 @@ def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
         row = re.search(rf"^\| {group} \| 4 \((\d) / (\d)\) \| .*`(\w+)`, (\d) versions x (\d) steps", text, re.M)
         assert row and int(row[1]) + int(row[2]) == 4, group
     assert "a maximum read off this table is an oracle chosen on the test tasks" in text
-    cells = re.findall(r"^\| (\d) \| (\d) \| (\w+) \| ", text, re.M)
-    assert len(cells) == 2 * 2 * 4  # versions x steps x policies
+    cells = re.findall(r"^\| (\d) \| (\d) \| (\w+) \| ([\d,]+) \|", text, re.M)
+    # versions x steps x 3 policies, and poe (its log-probabilities are the largest setting's) there only
+    assert len(cells) == 2 * 2 * 3 + 1 and [c[:3] for c in cells if c[2] == "poe"] == [("3", "2", "poe")]
+    # each smaller setting is a subset of the one prediction: candidates scale with versions x steps
+    count = {(v, st): int(n.replace(",", "")) for v, st, _, n in cells}
+    assert count[("3", "2")] == 2 * count[("3", "1")] == 3 * count[("1", "2")] == 6 * count[("1", "1")]
+    assert [p.name for p in (runs / "seed_0" / "predict").glob("*/*")] == ["aug3_steps2"]
     assert (runs / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = [json.loads(line) for line in (runs / "seed_0" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/pass@2" in m and "eval_training/pass@2" in m for m in metrics)
@@ -66,7 +71,7 @@ def test_compare_prints_a_paired_interval(tmp_path):
     (tmp_path / "a.yaml").write_text("name: reference vote\npredict: {policy: reference}\n")
     (tmp_path / "b.yaml").write_text("predict: {policy: halt_weighted}\n")
     done = accuracy("compare", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--optimizer-steps", "4",
-                    "--results", str(results), *SMALL, f"run.dir={tmp_path}")
+                    "--results", str(results), "--run-dir", str(tmp_path / "runs"), *SMALL)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = results.read_text()
     assert "- A: `reference vote`" in text and "- B: `b`" in text
@@ -75,8 +80,9 @@ def test_compare_prints_a_paired_interval(tmp_path):
     assert [r[0] for r in rows] == ["evaluation", "training"]
     for _, difference, low, high in rows:
         assert float(low) <= float(difference) <= float(high)
-    # the arms differ only in the vote: they share one training run
+    # the arms differ only in the vote: they share one training run, under --run-dir
     assert text.count("runs `") == 2 and len(set(re.findall(r"runs `([^`]+)`", text))) == 1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [p.name for p in (tmp_path / "runs").glob("tiny-*")] != []
 
 
 @pytest.mark.parametrize("option", [
@@ -88,3 +94,13 @@ def test_bad_options_are_one_line_before_any_work(option, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and done.stderr.startswith(f"error: {option[0]}")
     assert not (tmp_path / "never").exists()
+
+
+def test_compare_arms_of_other_budgets_is_one_line_and_exit_2(tmp_path):
+    """It used to exit with code 1 (sys.exit with a message), not the usage error's 2."""
+    (tmp_path / "a.yaml").write_text("overrides: [train.global_batch=8]\n")
+    (tmp_path / "b.yaml").write_text("overrides: [train.global_batch=16]\n")
+    done = accuracy("compare", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--optimizer-steps", "4", "--no-record",
+                    "--run-dir", str(tmp_path / "never"), "preset=tiny")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr[-2000:]
+    assert done.stderr.startswith("error: the arms' budgets differ") and not (tmp_path / "never").exists()

@@ -67,6 +67,7 @@ def test_slim_export_of_a_missing_model_is_one_error_line(tmp_path, capsys):
         ({"heads": -4}, "model.heads=-4: must be an integer >= 1"),
         ({"hidden": 10**6}, "does not fit"),  # would allocate about 50 GB before noticing
         ({"hidden": 2**40}, "no model of this size can be built"),
+        ({"expansion": 1e300}, "no model of this size can be built"),  # torch's TypeError used to be a traceback
     ],
 )
 def test_a_config_json_of_wrong_types_or_sizes_is_one_error(tmp_path, capsys, change, message):

@@ -3,6 +3,7 @@ input: each is now one error naming the file or key (the CLI turns it into one `
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ from arc_trm.grids import Pair, Task
         ("model.puzzle_emb_len=0", "model.puzzle_emb_len=0: must be an integer >= 1"),
         ("run.dir=", "run.dir must name a folder"),
         ("data.tasks= ", "data.tasks must be arc1, arc2 or a path"),
+        # trained, then failed with a traceback at the export (orjson takes 64-bit integers)
+        ("model.halt_max_steps=1e21", "model.halt_max_steps=1000000000000000000000: must be an integer of at most 64 bits"),
     ],
 )
 def test_nonsense_values_are_refused(arg, message):
@@ -124,6 +127,10 @@ OUTPUT_ON_INPUT = {
         "arc_trm.import_reference", [f"{K}/ids.json", "--identifiers", f"{K}/ids.json", "--out", f"{K}/ids.json"],
         f"{K}/ids.json", f"{K}/ids.json"),
     "datasets --out inside the bundled data": ("arc_trm.datasets", ["arc-agi-1/evaluation", "--out", "bundled/k"], "bundled/k", "bundled"),
+    "train exporting over the model it fine-tunes": (
+        "arc_trm.train", [f"run.dir={RUN}", f"train.init_from={M}", "run.tracker=none"], M, M),
+    "train run.dir= the run of train.init_from": ("arc_trm.train", [f"run.dir={RUN}", f"train.init_from={RUN}"], RUN, RUN),
+    "train run.dir= inside the task folder": ("arc_trm.train", ["run.dir=tasks/r", "data.tasks=tasks"], "tasks/r", "tasks"),
 }
 
 
@@ -279,3 +286,28 @@ def test_a_reader_that_leaves_early_is_not_an_error(module):
     process.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
     _, stderr = process.communicate(timeout=120)
     assert (process.returncode, stderr.decode()) == (0, "")
+
+
+def test_a_folder_given_as_the_candidates_file_is_named_as_a_folder(tmp_path):
+    """`vote OUT --split ...` (the prediction folder, not OUT/candidates.parquet) used to say 'no such file'."""
+    from arc_trm.candidates import load_log_probs
+
+    with pytest.raises(DataError, match=f"{tmp_path}: is a folder, expected a candidates Parquet file"):
+        load_candidates(tmp_path)
+    with pytest.raises(DataError, match=f"{tmp_path}: is a folder, expected a log_probs Parquet file"):
+        load_log_probs(tmp_path)
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("model.hidden=400000", "need 14306.0 GiB before gradients and optimizer state"),  # used to be the allocator's traceback
+    ("model.expansion=1e300", "no model of this size can be built"),  # used to be torch's TypeError traceback
+])
+def test_a_model_too_large_to_build_is_refused_before_allocating(arg, message):
+    import torch
+
+    from arc_trm.train import check_model_fits
+
+    config = load_config(["model.heads=2", arg])
+    with pytest.raises(ConfigError, match=f"model.hidden=.*{re.escape(message)}"):
+        check_model_fits(config, 25, torch.device("cpu"))
+    check_model_fits(load_config(["model.hidden=16", "model.heads=2"]), 25, torch.device("cpu"))  # a small one fits

@@ -193,6 +193,7 @@ def bad_checkpoints(tmp_path: Path, model: TRM, table: PuzzleEmbedding) -> dict[
         "malformed identifier": [str(good), "--identifiers", str(tmp_path / "malformed.json"), "--seq-len", "100", *out],
         "heads 0": [str(good), "--heads", "0", "--seq-len", "100", *out],
         "T 0": [str(good), "--T", "0", "--seq-len", "100", *out],
+        "T past 64 bits": [str(good), "--T", str(10**21), "--seq-len", "100", *out],  # half an export, then a traceback
         "negative sequence length": [str(good), "--seq-len", "-5", *out],
         "a tensor of the wrong shape": [str(tmp_path / "reshaped.pt"), "--seq-len", "100", *out],
         "unwritable out": [str(good), "--seq-len", "100", "--out", str(tmp_path / "a_file" / "out")],
@@ -201,7 +202,7 @@ def bad_checkpoints(tmp_path: Path, model: TRM, table: PuzzleEmbedding) -> dict[
 
 CASES = [
     "missing file", "not a checkpoint", "no reference keys", "identifiers of the wrong length", "malformed identifier",
-    "heads 0", "T 0", "negative sequence length", "a tensor of the wrong shape", "unwritable out",
+    "heads 0", "T 0", "T past 64 bits", "negative sequence length", "a tensor of the wrong shape", "unwritable out",
 ]
 
 

@@ -68,6 +68,31 @@ def test_generator_is_deterministic_and_worker_independent(mazes):
     assert generate(2, seed=1, progress=False) != mazes[:2]
 
 
+def test_a_huge_worker_count_starts_one_process_per_cpu(monkeypatch):
+    """`--workers 99999` used to start 99999 processes (thousands appeared before it was stopped)."""
+    from arc_trm.data import generation
+
+    sizes = []
+
+    class Pool:  # runs in this process and records the size asked for
+        def __init__(self, size):
+            sizes.append(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def imap(self, function, chunk):
+            return map(function, chunk)
+
+    monkeypatch.setattr(generation.multiprocessing, "Pool", Pool)
+    monkeypatch.setattr(generation.os, "cpu_count", lambda: 2)
+    assert len(generate(1, seed=0, side=8, min_length=1, workers=99_999, progress=False)) == 1
+    assert sizes == [2]
+
+
 def test_pick_endpoints_respects_the_length_and_rejects_short_layouts():
     rng = np.random.default_rng(5)
     open_grid = np.ones(100, dtype=bool)

@@ -175,3 +175,28 @@ def test_an_unwritable_submission_is_not_retried(tmp_path, monkeypatch):
     with pytest.raises(PermissionError):
         make.write_retrying({}, tmp_path / "submission.json", [])
     assert len(calls) == 1
+
+
+EMPTY_OUTPUT = {
+    "score --render ''": ("evaluation.score", ["s.json", "--split", "arc-agi-1/evaluation", "--render", ""], "--render"),
+    "vote --render ''": ("arc_trm.vote", ["c.parquet", "--split", "arc-agi-1/evaluation", "--render", ""], "--render"),
+    "import_reference --out ''": ("arc_trm.import_reference", ["ref.pt", "--out", ""], "--out"),
+    "score --json and --render the same path": (
+        "evaluation.score", ["s.json", "--split", "arc-agi-1/evaluation", "--json", "x", "--render", "./x"], "--json x and --render x: the same path"),
+}
+
+
+@pytest.mark.parametrize("case", EMPTY_OUTPUT)
+def test_an_empty_or_doubled_output_path_is_refused_before_any_work(tmp_path, monkeypatch, capsys, case):
+    """An empty path used to mean the current folder (score --render '' drew its pictures there, import_reference
+    --out '' exported a model there) or to be ignored (vote); --json and --render on one path drew the pictures,
+    then failed to write the report onto their folder."""
+    import importlib
+
+    module, argv, named = EMPTY_OUTPUT[case]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert list(tmp_path.iterdir()) == []

@@ -491,12 +491,33 @@ def test_parts_of_an_older_model_in_the_same_folder_are_refused(tmp_path, change
     table = torch.zeros(3, 32)
     folder = export_model(tmp_path / "model", model, table, {"track": "arc"})
     args = PredictArgs(checkpoint=str(folder), split="arc-agi-1/evaluation", out=str(tmp_path / "out"))
-    check_parts_settings(tmp_path / "out", args)
-    check_parts_settings(tmp_path / "out", args)  # the same model: its parts are reused
+    check_parts_settings(tmp_path / "out", args, [])
+    check_parts_settings(tmp_path / "out", args, [])  # the same model: its parts are reused
     if changed == "weights":
         model = TRM(ModelConfig(hidden=32, heads=2, seq_len=4, puzzle_emb_len=1))
     else:  # fine-tuning the embeddings alone leaves the dense weights as they were
         table = torch.ones(3, 32)
     export_model(folder, model, table, {"track": "arc"})
     with pytest.raises(ConfigError, match="holds predictions made with other model; use another out= or delete"):
-        check_parts_settings(tmp_path / "out", args)
+        check_parts_settings(tmp_path / "out", args, [])
+
+
+def test_parts_of_other_tasks_under_the_same_split_path_are_refused(model_dir, challenges, tmp_path):
+    """A challenges file replaced by other tasks under the same path, then predicted into the same out=,
+    used to reuse the old tasks' parts: their candidates went into candidates.parquet and the new tasks
+    got fallback answers, with exit code 0."""
+    split = tmp_path / "tasks_challenges.json"
+    shutil.copy(challenges, split)
+    out = tmp_path / "out"
+    first = run("arc_trm.predict", *predict_args(model_dir, split, out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    tasks = orjson.loads(split.read_bytes())
+    kept = dict(list(tasks.items())[:1])
+    for task in kept.values():  # the same id, another test input
+        task["test"][0]["input"] = [[(v + 1) % 10 for v in row] for row in task["test"][0]["input"]]
+    split.write_bytes(orjson.dumps(kept))
+    before = (out / "submission.json").read_bytes()
+    again = run("arc_trm.predict", *predict_args(model_dir, split, out))
+    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith("error: "), again.stderr[-2000:]
+    assert "holds predictions made with other tasks" in again.stderr
+    assert (out / "submission.json").read_bytes() == before

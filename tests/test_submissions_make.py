@@ -530,3 +530,23 @@ def test_a_corrupt_checkpoint_is_one_error_line_and_nothing_written(tiny_model, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {broken / 'weights.safetensors'}: cannot load") and err.count("\n") == 1
     assert not (tmp_path / "submission.json").exists()
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tiny_model, files, tmp_path, capsys):
+    """Two runs on one --out used to both write it: the later one's writes put back the answers it had
+    started from over the ones the first had improved meanwhile. The lock is held by another open file
+    here, as by another process; the file stays as it was."""
+    import fcntl
+
+    out = tmp_path / "submission.json"
+    out.write_text(json.dumps(fallback(files)))
+    before = out.read_bytes()
+    with open(tmp_path / "submission.json.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        with pytest.raises(SystemExit) as exit_info:
+            make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and lines[-1].startswith(f"error: --out {out}: another submissions.make (PID 4242)"), lines
+    assert out.read_bytes() == before and not (tmp_path / "work").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -22,7 +23,9 @@ def in_task_order(function: Callable[[T], R], args: Iterator[T], workers: int, r
     """`map(function, args)` over an endless `args`, on `workers` processes, results in argument order.
 
     Arguments go out in rounds of `round_size` (a pool would otherwise drain an endless iterator), so
-    the results, and hence the generated files, do not depend on the number of workers."""
+    the results, and hence the generated files, do not depend on the number of workers. At most one
+    process per CPU starts: more add no speed, and a typo (`--workers 99999`) would start thousands."""
+    workers = min(workers, os.cpu_count() or 1)
     with multiprocessing.Pool(workers) if workers > 1 else nullcontext() as pool:
         while True:
             chunk = list(itertools.islice(args, round_size))
