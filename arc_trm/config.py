@@ -369,7 +369,8 @@ RANGES: dict[str, Range] = {
     # rope_theta below 1 gives a frequency above 1 per position; 1e-300 overflows to NaN
     "model.expansion": POSITIVE, "model.rope_theta": Range(1), "model.rms_eps": POSITIVE,
     "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_1,
-    "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": AT_LEAST_0,
+    # num_aug: the augmentation tables grow as tasks x (num_aug + 1); 1e8 exhausted memory while building the data
+    "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": Range(0, 100_000),
     "data.subsample": AT_LEAST_0, "data.max_test": AT_LEAST_0,
     "train.global_batch": AT_LEAST_1, "train.grad_accum": AT_LEAST_1, "train.steps": AT_LEAST_1,
     "train.lr": POSITIVE, "train.lr_warmup_steps": AT_LEAST_0, "train.lr_min_ratio": FRACTION,

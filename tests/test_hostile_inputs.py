@@ -29,6 +29,8 @@ from arc_trm.grids import Pair, Task
         ("data.tasks= ", "data.tasks must be arc1, arc2 or a path"),
         # trained, then failed with a traceback at the export (orjson takes 64-bit integers)
         ("model.halt_max_steps=1e21", "model.halt_max_steps=1000000000000000000000: must be an integer of at most 64 bits"),
+        # exhausted the machine's memory while the augmentation tables were built
+        ("data.num_aug=100000000", "data.num_aug=100000000: must be"),
     ],
 )
 def test_nonsense_values_are_refused(arg, message):
