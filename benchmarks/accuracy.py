@@ -308,6 +308,14 @@ def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
     return runs
 
 
+def still_rising(metrics: list[dict[str, Any]]) -> bool:
+    """Whether training exact accuracy rose from the second-last fifth of the logs to the last (the
+    budget did not reach a plateau)."""
+    train = [m["train/exact_accuracy"] for m in metrics if "train/exact_accuracy" in m]
+    tail = len(train) // 5
+    return tail > 0 and sum(train[-tail:]) > sum(train[-2 * tail : -tail])
+
+
 def read_training_time(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "ladder_training.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -597,7 +605,8 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
     print("[4/4] recording", flush=True)
     body = budget_lines(rung, runs) + [
         f"- held out: {', '.join(f'{len(measured.held.groups[g])} {g} tasks' for g in GROUPS if measured.held.groups.get(g))}; "
-        f"halves by `ladder.half` (hash of the task id); learning curve `{display(curve)}`",
+        f"halves by `ladder.half` (hash of the task id); learning curve `{display(curve)}`; training exact "
+        f"accuracy still rising over the last fifth in {sum(still_rising(read_metrics(r.run_dir)) for r in runs)} of {len(runs)} seeds",
         f"- evaluation.score on seed {runs[0].seed}'s default-vote submission (both groups together): "
         f"score {100 * score['score']:.2f}% over {score['n_tasks']} tasks",
         "",

@@ -48,6 +48,7 @@ def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
         row = re.search(rf"^\| {group} \| 4 \((\d) / (\d)\) \| .*`(\w+)`, (\d) versions x (\d) steps", text, re.M)
         assert row and int(row[1]) + int(row[2]) == 4, group
     assert "a maximum read off this table is an oracle chosen on the test tasks" in text
+    assert re.search(r"still rising over the last fifth in [012] of 2 seeds", text)
     cells = re.findall(r"^\| (\d) \| (\d) \| (\w+) \| ([\d,]+) \|", text, re.M)
     # versions x steps x 3 policies, and poe (its log-probabilities are the largest setting's) there only
     assert len(cells) == 2 * 2 * 3 + 1 and [c[:3] for c in cells if c[2] == "poe"] == [("3", "2", "poe")]
