@@ -18,13 +18,11 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import orjson
 import torch
@@ -32,8 +30,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from arc_trm.config import Config, field_types, validate
-from arc_trm.errors import ConfigError, DataError, UserError, error_summary
-from arc_trm.io import atomic_write, atomic_write_bytes, ensure_folder, read_json
+from arc_trm.errors import DataError, UserError, error_summary
+from arc_trm.io import atomic_write, atomic_write_bytes, hold_lock, read_json, release_lock
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
@@ -138,39 +136,18 @@ def kept_checkpoints(folders: list[Path], final: Path, keep: int) -> set[Path]:
 
 
 LOCK_FILE = ".lock"
-_held_locks: dict[Path, IO[str]] = {}
-
-
 def lock_run_dir(run_dir: Path) -> None:
-    """Hold an exclusive lock on run_dir/.lock until `unlock_run_dir` or the end of this process (a
-    killed run leaves no stale lock): two training processes on one run directory would interleave
-    checkpoints and metrics. A ConfigError naming the holder's PID when another process holds it."""
-    ensure_folder(run_dir)
+    """Hold an exclusive lock on run_dir/.lock until `unlock_run_dir` or the end of this process: two
+    training processes on one run directory would interleave checkpoints and metrics. A ConfigError
+    naming the holder's PID when another process holds it."""
     path = run_dir / LOCK_FILE
-    unlock_run_dir(run_dir)  # this process's own lock from a run that failed: taken again below
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise ConfigError(
-            f"run.dir={run_dir}: another training process (PID {holder}) is using it ({path} is locked); "
-            "wait for it to end or use another run.dir"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    _held_locks[path.resolve()] = handle
+    hold_lock(path, lambda holder: f"run.dir={run_dir}: another training process (PID {holder}) is using it ({path} is "
+                                   "locked); wait for it to end or use another run.dir")
 
 
 def unlock_run_dir(run_dir: Path) -> None:
     """Release this process's lock on `run_dir`, if it holds one."""
-    handle = _held_locks.pop((run_dir / LOCK_FILE).resolve(), None)
-    if handle is not None:
-        handle.close()
+    release_lock(run_dir / LOCK_FILE)
 
 
 def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict[str, Any]) -> Path:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import fcntl
 import io
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -216,3 +217,34 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Any) -> Path
     writer.writerow(header)
     writer.writerows(rows)
     return atomic_write_bytes(path, out.getvalue().encode("utf-8"))
+
+
+_held_locks: dict[Path, IO[str]] = {}
+
+
+def hold_lock(path: Path, busy: Callable[[str], str]) -> None:
+    """Hold an exclusive lock on the file `path` (which then names this process's PID) until
+    `release_lock` or the end of this process, so a killed process leaves no stale lock. When another
+    process holds it: a ConfigError with `busy(its PID)`."""
+    ensure_folder(path.parent)
+    release_lock(path)  # this process's own lock from an earlier call (a run that failed): taken again below
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(busy(holder)) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held_locks[path.resolve()] = handle
+
+
+def release_lock(path: Path) -> None:
+    """Release this process's lock on `path`, if it holds one."""
+    handle = _held_locks.pop(path.resolve(), None)
+    if handle is not None:
+        handle.close()

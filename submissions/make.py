@@ -36,7 +36,6 @@ checkpoint, challenges or setting starts afresh; a re-run never makes --out wors
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import logging
 import math
@@ -64,7 +63,14 @@ from arc_trm.config import Config, check_batch, load_config
 from arc_trm.data.arc import fits
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, error_summary, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, kaggle_challenges, load_challenges
-from arc_trm.io import atomic_write_json, ensure_folder, is_transient, read_json, refuse_output_on_input
+from arc_trm.io import (
+    atomic_write_json,
+    hold_lock,
+    is_transient,
+    read_json,
+    refuse_output_on_input,
+    release_lock,
+)
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.submission import write_submission
 from arc_trm.train import train
@@ -328,38 +334,17 @@ def write_retrying(submission: Submission, path: Path, tasks: Sequence[Task]) ->
 
 
 
-_out_locks: dict[Path, Any] = {}
-
-
 def hold_out_lock(out: Path) -> None:
     """Hold an exclusive lock on OUT.lock (beside --out) until this process ends, or a ConfigError naming
     the PID that holds it: a second run on the same --out (another --work, another budget) would write
     the answers it started from over the better ones the first one wrote meanwhile."""
     path = out.with_name(f"{out.name}.lock")
-    ensure_folder(path.parent)
-    release_out_lock(out)  # this process's own lock from an earlier call: taken again below
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise ConfigError(
-            f"--out {out}: another submissions.make (PID {holder}) is writing it ({path} is locked); "
-            "wait for it to end or write another --out"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    _out_locks[path.resolve()] = handle
+    hold_lock(path, lambda holder: f"--out {out}: another submissions.make (PID {holder}) is writing it ({path} is "
+                                   "locked); wait for it to end or write another --out")
 
 
 def release_out_lock(out: Path) -> None:
-    handle = _out_locks.pop(out.with_name(f"{out.name}.lock").resolve(), None)
-    if handle is not None:
-        handle.close()
+    release_lock(out.with_name(f"{out.name}.lock"))
 
 
 # ------------------------------------------------------------------------------------------- phases
