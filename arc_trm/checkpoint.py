@@ -18,6 +18,7 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shutil
 from dataclasses import asdict
@@ -152,14 +153,32 @@ def unlock_run_dir(run_dir: Path) -> None:
 
 def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict[str, Any]) -> Path:
     """Write the model that prediction loads: weights, the whole puzzle table (num_ids, dim), model
-    config, data description."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    config, data description. Written whole: the files go to OUT.partial, which then takes OUT's place,
+    so a kill or a reader never meets a folder that mixes two exports."""
+    out_dir = out_dir.resolve() if out_dir.is_symlink() else out_dir  # replace the folder a link names
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a folder; cannot export a model there", str(out_dir))
+    staging = out_dir.with_name(out_dir.name + PARTIAL)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     weights = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
-    _atomic_save_safetensors(out_dir / "weights.safetensors", weights)
-    _atomic_save_safetensors(out_dir / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
-    atomic_write_bytes(out_dir / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
-    atomic_write_bytes(out_dir / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
+    _atomic_save_safetensors(staging / "weights.safetensors", weights)
+    _atomic_save_safetensors(staging / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
+    atomic_write_bytes(staging / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
+    atomic_write_bytes(staging / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
+    replace_folder(staging, out_dir)
     return out_dir
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """`new` takes `folder`'s place: two renames, the old folder kept aside until the new one is in. A
+    kill between them leaves no `folder` but a complete `new` (FOLDER.partial), which `model_folder` reads."""
+    aside = folder.with_name(folder.name + ".old")
+    shutil.rmtree(aside, ignore_errors=True)
+    if folder.exists():
+        folder.rename(aside)
+    new.rename(folder)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -167,13 +186,23 @@ def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> No
 
 
 MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
+PARTIAL = ".partial"
+
+
+def _exported(folder: Path) -> Path:
+    """`folder`, or its complete FOLDER.partial when an export stopped between its two renames."""
+    partial = folder.with_name(folder.name + PARTIAL)
+    if not folder.exists() and all((partial / name).exists() for name in MODEL_FILES):
+        return partial
+    return folder
 
 
 def model_folder(path: str | Path) -> Path:
     """The exported model folder `path` names: the folder itself, or the `model` folder of a run directory."""
-    model_dir = Path(path)
-    if (model_dir / "model").is_dir() and not (model_dir / "weights.safetensors").exists():
-        model_dir = model_dir / "model"  # a run directory was given
+    model_dir = _exported(Path(path))
+    run_model = _exported(model_dir / "model")
+    if run_model.is_dir() and not (model_dir / "weights.safetensors").exists():
+        model_dir = run_model  # a run directory was given
     return model_dir
 
 

@@ -373,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     if args.top < 1:
         raise ConfigError(f"--top {args.top}: must be an integer >= 1")
-    policies = None if args.policies is None else [p.strip() for p in args.policies.split(",") if p.strip()]
+    policies = None if args.policies is None else list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
     if policies == []:
         raise ConfigError(f"--policies {args.policies!r}: names no policy (known: {', '.join(POLICIES)})")
     for name in policies or ():

@@ -200,3 +200,63 @@ def test_a_second_training_process_on_one_run_dir_fails_at_once(tmp_path):
     lock_run_dir(run)  # the lock died with its process
     lock_run_dir(run)  # and this process may take its own again (a failed run before, in-process)
     unlock_run_dir(run)
+
+
+def _new_model(seed: int):
+    import torch
+
+    from arc_trm.model.trm import TRM, ModelConfig
+
+    torch.manual_seed(seed)
+    return TRM(ModelConfig(hidden=16, heads=2, vocab_size=12, seq_len=4, puzzle_emb_len=1))
+
+
+def _export(folder: Path, seed: int) -> None:
+    import torch
+
+    from arc_trm.checkpoint import export_model
+
+    export_model(folder, _new_model(seed), torch.randn(3, 16), {"track": "arc", "seed": seed})
+
+
+def test_an_export_stopped_between_its_renames_loads_the_new_model(tmp_path, monkeypatch):
+    """The export swaps a whole folder in: stopped after the old folder went aside, the complete new
+    one is read from MODEL.partial, never a mix of the two exports; the next export tidies up."""
+    import torch
+
+    from arc_trm.checkpoint import load_model
+
+    folder = tmp_path / "run" / "model"
+    _export(folder, 0)
+    renames = []
+    real_rename = Path.rename
+
+    def stop_at_the_second(self, target):
+        renames.append(self)
+        if len(renames) == 2:
+            raise KeyboardInterrupt  # a kill
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        _export(folder, 1)
+    monkeypatch.undo()
+    new = _new_model(1).state_dict()
+    assert not folder.exists() and (tmp_path / "run" / "model.partial").is_dir()
+    for path in (folder, tmp_path / "run"):  # the folder itself or its run directory
+        model, _, info = load_model(path)
+        assert info["seed"] == 1 and all(torch.equal(model.state_dict()[k], new[k]) for k in new)
+    _export(folder, 2)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model"]
+
+
+def test_an_export_stopped_while_writing_leaves_the_old_model_whole(tmp_path, monkeypatch):
+    import arc_trm.checkpoint as checkpoint
+
+    folder = tmp_path / "model"
+    _export(folder, 0)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        _export(folder, 1)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -290,6 +290,13 @@ def test_cli_prints_the_comparison(tmp_path, capsys):
     assert lines["poe"][0] == "100.00%"
 
 
+def test_cli_names_each_policy_once(tmp_path, capsys):
+    save_candidates(table_of(EXAMPLE), tmp_path / "c.parquet")
+    main([str(tmp_path / "c.parquet"), "--split", str(write_split(tmp_path, A)), "--policies", "reference, halt_weighted,reference"])
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:] if line.strip()]
+    assert rows == ["reference", "halt_weighted"]
+
+
 def test_cli_renders_each_test_input_with_its_candidates(tmp_path, capsys):
     import matplotlib.image
 
