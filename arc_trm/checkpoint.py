@@ -161,11 +161,18 @@ def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict
     staging = out_dir.with_name(out_dir.name + PARTIAL)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    weights = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
-    _atomic_save_safetensors(staging / "weights.safetensors", weights)
-    _atomic_save_safetensors(staging / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
-    atomic_write_bytes(staging / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
-    atomic_write_bytes(staging / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
+    try:
+        weights = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
+        _atomic_save_safetensors(staging / "weights.safetensors", weights)
+        _atomic_save_safetensors(staging / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
+        atomic_write_bytes(staging / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
+        atomic_write_bytes(staging / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
+    except BaseException as error:  # a full disk, a kill: nothing left behind, the old export untouched
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and error.filename:  # name the user's folder, not the staging one
+            name = str(error.filename).replace(str(staging), str(out_dir), 1)
+            raise type(error)(error.errno, error.strerror, name) from error
+        raise
     replace_folder(staging, out_dir)
     return out_dir
 
