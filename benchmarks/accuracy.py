@@ -264,13 +264,14 @@ def parallel_runs(args: argparse.Namespace, waiting: int) -> int:
 def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
     """Train every seed to the budget (P side by side, each logging to RUN/train.log); resume where
     a run stopped; skip the seeds already there."""
-    runs = [SeedRun(seed, rung.run_dir(seed)) for seed in rung.seeds]
+    from arc_trm.errors import ConfigError
+
+    runs = [SeedRun(seed, rung.run_dir(seed), trained_step(rung.run_dir(seed))) for seed in rung.seeds]
     for seed_run in runs:
-        done = trained_step(seed_run.run_dir)
-        if done > rung.budget:
-            sys.exit(f"error: {seed_run.run_dir}: trained to step {done:,}, past the budget of {rung.budget:,}; "
-                     "give --run-dir another folder")
-    waiting = [r for r in runs if trained_step(r.run_dir) < rung.budget]
+        if seed_run.step > rung.budget:
+            raise ConfigError(f"{seed_run.run_dir}: trained to step {seed_run.step:,}, past the budget of "
+                              f"{rung.budget:,}; give --run-dir another folder")
+    waiting = [r for r in runs if r.step < rung.budget]
     width = max(1, parallel_runs(args, len(waiting)))
     cores = os.cpu_count() or 1
     threads = max(1, cores // width)
