@@ -9,6 +9,10 @@ A named split as a Kaggle pair, for the commands that take a challenges file (`s
 
     python -m arc_trm.datasets arc-agi-1/evaluation --out kaggle
     # kaggle/arc-agi-1_evaluation_challenges.json and kaggle/arc-agi-1_evaluation_solutions.json
+
+`--canvas N` keeps only the tasks whose grids all fit an N x N board (the CPU rungs' rule), named
+`..._canvasN_...`: the ladder's Kaggle miniature pretrains on the 8x8 training tasks and submits for
+the 8x8 evaluation tasks as unseen ones.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Sequence
 
 import orjson
 
-from arc_trm.errors import ArgumentParser, DataError, exit_on_user_error, nonempty_path
+from arc_trm.errors import ArgumentParser, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions, solutions_beside, write_kaggle_pair
 from arc_trm.io import refuse_output_on_input
 
@@ -83,10 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             description="Write a bundled ARC split as a Kaggle challenges + solutions pair.")
     parser.add_argument("split", choices=list(SPLITS), help="the bundled split to write")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the two files")
+    parser.add_argument("--canvas", type=int, metavar="N",
+                        help="keep only the tasks whose grids all fit an N x N board (1-30)")
     args = parser.parse_args(argv)
+    check_options(parser, args, {"--canvas": (args.canvas is None or 1 <= args.canvas <= 30, "a side from 1 to 30")})
     refuse_output_on_input(args.out, {"the bundled data": bundled_data_folder()})
     tasks = load_split(args.split)
-    challenges, solutions = write_kaggle_pair(tasks, args.out, args.split.replace("/", "_"))
+    name = args.split.replace("/", "_")
+    if args.canvas is not None:
+        tasks = [task for task in tasks if task.fits(args.canvas)]
+        name = f"{name}_canvas{args.canvas}"
+    challenges, solutions = write_kaggle_pair(tasks, args.out, name)
     print(f"wrote {challenges} and {solutions} ({len(tasks)} tasks)")
     return 0
 

@@ -64,6 +64,11 @@ class Task:
         for pair in self.test:
             yield pair.input
 
+    def fits(self, canvas: int) -> bool:
+        """Every grid of the task (test outputs included when known) fits a canvas x canvas board."""
+        grids = [g for pair in self.train + self.test for g in (pair.input, pair.output) if g is not None]
+        return all(g.shape[0] <= canvas and g.shape[1] <= canvas for g in grids)
+
     def with_test_outputs(self, outputs: list[Grid]) -> "Task":
         test = tuple(Pair(pair.input, output) for pair, output in zip(self.test, outputs, strict=True))
         return Task(self.id, self.train, test)

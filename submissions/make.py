@@ -60,7 +60,6 @@ from tenacity import (
 from arc_trm.candidates import NO_GRID, load_candidates, load_log_probs
 from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
 from arc_trm.config import Config, check_batch, load_config
-from arc_trm.data.arc import fits
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, error_summary, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, kaggle_challenges, load_challenges
 from arc_trm.io import (
@@ -409,7 +408,7 @@ def read_settings(path: Path) -> None:
 
 def explain_missing(report: Report, missing: Sequence[Task], canvas: int, known: set[str]) -> None:
     """Why each task of a chunk got no prediction, for the summary."""
-    too_big = {task.id for task in missing if not fits(task, canvas)}
+    too_big = {task.id for task in missing if not task.fits(canvas)}
     report.fall_back([task for task in missing if task.id in too_big], f"with a grid larger than the model's {canvas}x{canvas} canvas")
     unknown = {task.id for task in missing if task.id not in too_big and known and task.id not in known}
     if not known:  # a model that knows no task (a slim copy, or one not fine-tuned) predicts none
@@ -493,7 +492,7 @@ def nothing_to_improve(tasks: Sequence[Task], answers: Answers, args: argparse.N
     """Whether every task that fits the canvas already has answers as well founded as this command
     can give; then fine-tuning and prediction are skipped."""
     best = "predicted" if args.no_finetune else "finetuned"
-    return not any(answers.wants(task.id, best) and fits(task, canvas) for task in tasks)
+    return not any(answers.wants(task.id, best) and task.fits(canvas) for task in tasks)
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -543,7 +542,7 @@ def write_and_improve(
     if clock.remaining() <= 0:
         report.note(f"The time budget is spent: {standing(answers)}.")
     elif nothing_to_improve(tasks, answers, args, canvas):
-        too_big = [task for task in tasks if not fits(task, canvas) and answers.source(task.id) == "fallback"]
+        too_big = [task for task in tasks if not task.fits(canvas) and answers.source(task.id) == "fallback"]
         report.fall_back(too_big, f"with a grid larger than the model's {canvas}x{canvas} canvas")
         report.note("Nothing to improve: every answer already rests on the best model this command can give (--fresh starts over).")
     else:

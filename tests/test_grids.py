@@ -81,6 +81,22 @@ def test_a_split_written_as_a_kaggle_pair_reads_back_as_the_split(tmp_path):
     assert _by_id(tasks) == _by_id(load_split("arc-agi-2/evaluation"))
 
 
+def test_canvas_keeps_only_the_tasks_that_fit_and_names_the_files(tmp_path):
+    """`--canvas 8` writes the 8x8 rung's evaluation tasks (the ladder's Kaggle miniature): every kept task
+    fits, every dropped one does not."""
+    result = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-1/evaluation", "--canvas", "8",
+                             "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    kept = load_tasks(tmp_path / "arc-agi-1_evaluation_canvas8_challenges.json")
+    everything = load_split("arc-agi-1/evaluation")
+    assert {task.id for task in kept} == {task.id for task in everything if task.fits(8)}
+    assert len(kept) == 21 and all(task.has_solutions for task in kept)
+    bad = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-1/evaluation", "--canvas", "0",
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--canvas" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_challenges_without_solutions_have_unknown_outputs(shared_data):
     tasks = load_challenges(shared_data / "kaggle/arc-agi_concept_challenges.json")
     assert len(tasks) == 160

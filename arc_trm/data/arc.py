@@ -63,12 +63,6 @@ def puzzle_id(task_index: int, k: int, num_aug: int) -> int:
     return 1 + task_index * (num_aug + 1) + k
 
 
-def fits(task: Task, canvas: int) -> bool:
-    """Every grid of the task (test outputs included when known) fits a canvas x canvas board."""
-    grids = [g for pair in task.train + task.test for g in (pair.input, pair.output) if g is not None]
-    return all(g.shape[0] <= canvas and g.shape[1] <= canvas for g in grids)
-
-
 def trained_pairs(task: Task, held_out: bool) -> list[Pair]:
     """The pairs a task contributes to training: its demos, plus its solved test pairs unless held out."""
     test = [] if held_out else [pair for pair in task.test if pair.output is not None]
@@ -177,8 +171,8 @@ class ArcSource:
             if task.id in seen:
                 raise DataError(f"task id {task.id} appears twice in the training tasks")
             seen.add(task.id)
-        kept = [task for task in train_tasks if fits(task, canvas)]
-        skipped = [task.id for task in train_tasks if not fits(task, canvas)]
+        kept = [task for task in train_tasks if task.fits(canvas)]
+        skipped = [task.id for task in train_tasks if not task.fits(canvas)]
         if not kept:
             raise ConfigError(f"none of the {len(train_tasks)} tasks fits a {canvas}x{canvas} canvas (every grid must fit)")
         return cls(kept, held_out, num_aug, seed, canvas, skipped=skipped, progress=progress, translate=translate,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from arc_trm.config import DataConfig
-from arc_trm.data.arc import fits
 from arc_trm.data.stream import ExampleSource
 from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
@@ -20,7 +19,7 @@ def limit_tasks(tasks: list[Task], held_out: set[str], max_tasks: int, canvas: i
     """The first `max_tasks` training and first `max_tasks` held-out tasks that fit the canvas."""
     if max_tasks <= 0:
         return tasks
-    fitting = [t for t in tasks if fits(t, canvas)]
+    fitting = [t for t in tasks if t.fits(canvas)]
     trained = [t for t in fitting if t.id not in held_out][:max_tasks]
     evaluated = [t for t in fitting if t.id in held_out][:max_tasks]
     return trained + evaluated
