@@ -3,7 +3,8 @@
 A `Candidate` is one decoded prediction for one test input: which task and test input, which
 augmentation `k` (0 = identity), which supervision step (1-based), the model's halting confidence
 sigmoid(q_halt), the grid already mapped back into the original frame (None when the prediction did
-not decode), and the checkpoint that produced it.
+not decode), the checkpoint that produced it, and which trajectory of the query it comes from (test-time
+compute runs a query K times with noise in its latent; 0 = the deterministic run, the only one by default).
 
 At full scale (400 tasks x 1001 augmentations x 16 steps ~ 6.7M rows) candidates live in a
 `CandidateTable`: numpy columns, with task ids, checkpoints and grids dictionary-encoded (an int32
@@ -16,7 +17,8 @@ once each, as their `grid_key`, and grouping identical grids is integer grouping
 
 On disk: one Parquet file with columns `task_id` (dictionary string), `test_index` (int32),
 `augmentation` (int32), `step` (int16), `q_halt` (float64), `checkpoint` (dictionary string) and
-`grid` (dictionary binary, null = did not decode; each value is a `grid_key`). Product-of-experts
+`grid` (dictionary binary, null = did not decode; each value is a `grid_key`), and `trajectory` (int16)
+only when some row has a trajectory other than 0: a file without it reads as trajectory 0. Product-of-experts
 log-probabilities are a separate file (`save_log_probs` / `load_log_probs`), see the README, section Voting.
 """
 
@@ -69,6 +71,7 @@ class Candidate:
     q_halt: float  # sigmoid of the halt logit, 0..1
     grid: Grid | None  # in the original frame; None = the prediction did not decode
     checkpoint: str = ""
+    trajectory: int = 0  # which noisy run of the query (test-time compute); 0 = the deterministic one
 
 
 class _Interner:
@@ -100,6 +103,7 @@ class CandidateTable:
     q_halt: np.ndarray
     checkpoint: np.ndarray
     grid: np.ndarray
+    trajectory: np.ndarray
 
     # dtype of every per-row column
     COLUMNS = {
@@ -110,6 +114,7 @@ class CandidateTable:
         "q_halt": np.float64,
         "checkpoint": np.int32,
         "grid": np.int32,
+        "trajectory": np.int16,
     }
 
     def __post_init__(self) -> None:
@@ -140,6 +145,7 @@ class CandidateTable:
             columns["q_halt"].append(c.q_halt)
             columns["checkpoint"].append(checkpoints.code(c.checkpoint))
             columns["grid"].append(NO_GRID if c.grid is None else grids.code(grid_key(c.grid)))
+            columns["trajectory"].append(c.trajectory)
         return cls(tasks.values(), checkpoints.values(), grids.values(), **columns)
 
     @classmethod
@@ -186,6 +192,7 @@ class CandidateTable:
             float(self.q_halt[i]),
             None if code == NO_GRID else grid_from_key(self.grids[code]),
             self.checkpoints[self.checkpoint[i]],
+            int(self.trajectory[i]),
         )
 
     def to_candidates(self) -> Iterator[Candidate]:
@@ -206,18 +213,18 @@ def _dictionary(codes: np.ndarray, values: tuple, value_type: pa.DataType) -> pa
 
 def to_arrow(table: CandidateTable) -> pa.Table:
     """The Parquet layout described in the module docstring."""
-    arrow = pa.table(
-        {
-            "task_id": _dictionary(table.task, table.task_ids, pa.string()),
-            "test_index": table.test_index,
-            "augmentation": table.augmentation,
-            "step": table.step,
-            "q_halt": table.q_halt,
-            "checkpoint": _dictionary(table.checkpoint, table.checkpoints, pa.string()),
-            "grid": _dictionary(table.grid, table.grids, pa.binary()),
-        }
-    )
-    return arrow.replace_schema_metadata({FORMAT_KEY: CANDIDATES_FORMAT})
+    columns = {
+        "task_id": _dictionary(table.task, table.task_ids, pa.string()),
+        "test_index": table.test_index,
+        "augmentation": table.augmentation,
+        "step": table.step,
+        "q_halt": table.q_halt,
+        "checkpoint": _dictionary(table.checkpoint, table.checkpoints, pa.string()),
+        "grid": _dictionary(table.grid, table.grids, pa.binary()),
+    }
+    if table.trajectory.any():  # without trajectories the file stays as it was before they existed
+        columns["trajectory"] = table.trajectory
+    return pa.table(columns).replace_schema_metadata({FORMAT_KEY: CANDIDATES_FORMAT})
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, tuple]:
@@ -241,7 +248,9 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
     grid, grids = _codes(arrow["grid"])
     check_grid_keys(grids, source)
     kinds = {"test_index": pa.types.is_integer, "augmentation": pa.types.is_integer, "step": pa.types.is_integer,
-             "q_halt": pa.types.is_floating}
+             "q_halt": pa.types.is_floating, "trajectory": pa.types.is_integer}
+    if "trajectory" not in arrow.column_names:  # a file of deterministic runs only
+        arrow = arrow.append_column("trajectory", pa.array(np.zeros(arrow.num_rows, np.int16)))
     for name, is_kind in kinds.items():
         if not is_kind(arrow.schema.field(name).type) or arrow[name].null_count:
             kind = "floats" if name == "q_halt" else "whole numbers of an integer type"
@@ -254,7 +263,7 @@ def from_arrow(arrow: pa.Table, source: str = "candidates") -> CandidateTable:
         raise DataError(f"{source}: {error}") from None
 
 
-LOWEST = {"test_index": 0, "augmentation": 0, "step": 1}
+LOWEST = {"test_index": 0, "augmentation": 0, "step": 1, "trajectory": 0}
 
 
 def check_values(columns: Mapping[str, np.ndarray], source: str) -> None:

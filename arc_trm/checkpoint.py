@@ -17,24 +17,21 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import orjson
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from arc_trm.config import Config, field_types, validate
-from arc_trm.errors import DataError, UserError, error_summary
+from arc_trm.errors import DataError
 from arc_trm.io import atomic_write, atomic_write_bytes, hold_lock, read_json, release_lock
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
-from arc_trm.model.trm import TRM, ModelConfig
+from arc_trm.model.trm import TRM, check_weights_fit, model_config_from
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -245,58 +242,6 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TR
     if not isinstance(info, dict):
         raise DataError(f"{model_dir / 'data.json'}: not a data description (expected an object)")
     return model.to(device).eval(), table, info
-
-
-def model_config_from(values: Any, source: str | Path) -> ModelConfig:
-    """The model config in config.json's `values`: every field of its type and within the range training
-    allows (T 2.5, heads true or heads 0 would build nonsense), else a DataError naming `source`."""
-    if not isinstance(values, dict):
-        raise DataError(f"{source}: not a model config (expected an object of fields)")
-    types = field_types(ModelConfig)
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise DataError(f"{source}: not a model config (unknown field {unknown[0]!r})")
-    for name, value in values.items():
-        if not is_of_type(value, types[name]):
-            raise DataError(f"{source}: {name} must be {types[name].__name__}, not {value!r}")
-    config = ModelConfig(**{name: float(v) if types[name] is float else v for name, v in values.items()})
-    try:
-        validate(Config(model=config))
-    except UserError as error:
-        raise DataError(f"{source}: {error}") from None
-    return config
-
-
-def is_of_type(value: Any, kind: type) -> bool:
-    """JSON's reading of a field type: a bool is no int, an int is a float."""
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-
-
-def check_weights_fit(config: ModelConfig, config_file: Path, weights_file: Path) -> None:
-    """Every weight's shape in `weights_file` is the one `config` builds (on the meta device: no memory)."""
-    try:
-        with torch.device("meta"):
-            expected = {name: tuple(t.shape) for name, t in TRM(config).state_dict().items()}
-    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes past what a tensor can index (64 bits: TypeError)
-        raise DataError(f"{config_file}: no model of this size can be built ({error_summary(error)})") from None
-    with safe_open_tensors(weights_file) as stored:
-        found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
-    for name, shape in expected.items():
-        if found.get(name, shape) != shape:
-            raise DataError(f"{config_file}: does not fit {weights_file} ({name} is {found[name]} there, the config needs {shape})")
-
-
-@contextlib.contextmanager
-def safe_open_tensors(path: Path) -> Iterator[Any]:
-    """safetensors' reader of `path`'s header; a file that is not safetensors is a DataError naming it."""
-    try:
-        handle = safe_open(str(path), framework="pt")
-    except Exception as error:  # safetensors' own error type, an OSError
-        raise DataError(f"{path}: cannot load ({error_summary(error)})") from None
-    with handle as opened:
-        yield opened
 
 
 def _read_tensors(path: Path, read: Callable[[], T]) -> T:

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vote": ("arc_trm.vote", "vote candidates into attempts and compare policies"),
     "score": ("evaluation.score", "score a submission as ARC Prize does (and Sudoku / Maze predictions)"),
     "submit": ("submissions.make", "make a Kaggle submission.json for unseen tasks"),
-    "datasets": ("arc_trm.datasets", "write a bundled split as a Kaggle challenges + solutions pair"),
+    "splits": ("arc_trm.splits", "write a bundled split as a Kaggle challenges + solutions pair"),
     "build-arc": ("arc_trm.data.arc", "build an ARC training data folder"),
     "sudoku": ("arc_trm.data.sudoku", "generate, rate and convert Sudoku puzzles"),
     "maze": ("arc_trm.data.maze", "generate Maze-Hard style mazes"),

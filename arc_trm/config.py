@@ -5,6 +5,10 @@
 `preset=NAME` loads `arc_trm/presets/NAME.yaml` (default `tiny`); every other argument is
 `section.field=value` (or `--section.field value`), parsed by the field's type. Unknown keys and
 values that do not parse are a `ConfigError` naming the key.
+
+Each field's rule is declared with the field (`arc_trm.config_fields`: a numeric range, the values of a
+Literal type); a section's `check` adds the rules between its fields, `validate` runs them all once the
+overrides are applied (a value may be valid only together with a later override: hidden, then heads).
 """
 
 from __future__ import annotations
@@ -12,21 +16,34 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import yaml
 
+from arc_trm.config_fields import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FRACTION,
+    POSITIVE,
+    UNIT_OPEN,
+    Range,
+    check_fields,
+    field_types,
+    range_of,
+    ranged,
+)
 from arc_trm.errors import ConfigError
 from arc_trm.io import atomic_write_bytes
 from arc_trm.model.trm import ModelConfig
+from arc_trm.tracks import check_data
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-TRACKERS = ("none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio")
+Tracker = Literal["none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio"]
 """`run.tracker` values: Accelerate's trackers (accelerate.utils.LoggerType, less 'all') and 'none'."""
+TRACKERS: tuple[str, ...] = get_args(Tracker)
 
 
 @dataclass
@@ -38,11 +55,12 @@ class DataConfig:
     path (task folder, task file, Kaggle challenges file) whose demos are trained on and test inputs held out."""
     concept: str = ""
     """ARC: a ConceptARC Kaggle challenges file to add to training (optional)."""
-    max_tasks: int = 0
+    max_tasks: int = ranged(0, AT_LEAST_0)
     """ARC: keep only the first N training and the first N held-out tasks that fit the canvas (0 = all)."""
-    num_aug: int = 1000
+    # the augmentation tables grow as tasks x (num_aug + 1); 1e8 exhausted memory while building the data
+    num_aug: int = ranged(1000, Range(0, 100_000))
     """Augmented versions per task / puzzle besides the original."""
-    canvas: int = 30
+    canvas: int = ranged(30, Range(1, 30))
     """ARC: side of the token canvas; tasks with a larger grid are skipped."""
     hold_out_training_tests: bool = False
     """ARC presets: also hold out the test pairs of the training split's tasks (their demos are still
@@ -53,76 +71,90 @@ class DataConfig:
     path: str = ""
     """Sudoku / Maze: folder holding train.csv and test.csv. ARC: a folder built by `python -m arc_trm.data.arc`
     (used instead of `tasks`)."""
-    subsample: int = 0
+    subsample: int = ranged(0, AT_LEAST_0)
     """Sudoku: train on a seeded subsample of N puzzles (0 = all)."""
-    max_test: int = 0
+    max_test: int = ranged(0, AT_LEAST_0)
     """Sudoku / Maze: evaluate on the first N test puzzles only (0 = all)."""
+
+    def check(self) -> None:
+        """Each field's own rule (the track's rules are `validate`'s)."""
+        check_fields(self, "data.")
 
 
 @dataclass
 class TrainConfig:
-    global_batch: int = 768
+    global_batch: int = ranged(768, AT_LEAST_1)
     """Examples per optimizer step over all processes and accumulation micro-steps."""
-    grad_accum: int = 1
+    grad_accum: int = ranged(1, AT_LEAST_1)
     """Micro-steps per optimizer step (the local batch is split into this many chunks)."""
-    steps: int = 519_000
+    steps: int = ranged(519_000, AT_LEAST_1)
     """Optimizer steps (= supervision steps). The reference's ARC-1 run is about 519k at batch 768."""
-    lr: float = 1e-4
+    lr: float = ranged(1e-4, POSITIVE)
     """Peak learning rate of the dense weights (AdamATan2)."""
-    lr_warmup_steps: int = 2000
+    lr_warmup_steps: int = ranged(2000, AT_LEAST_0)
     """Linear warmup from 0 over this many steps (both optimizers)."""
-    lr_min_ratio: float = 1.0
+    lr_min_ratio: float = ranged(1.0, FRACTION)
     """Final lr as a fraction of `lr` after cosine decay; 1.0 = constant after warmup (reference)."""
-    weight_decay: float = 0.1
+    weight_decay: float = ranged(0.1, AT_LEAST_0)
     """Decoupled weight decay of the dense weights."""
-    beta1: float = 0.9
+    beta1: float = ranged(0.9, UNIT_OPEN)
     """AdamATan2 first-moment decay."""
-    beta2: float = 0.95
+    beta2: float = ranged(0.95, UNIT_OPEN)
     """AdamATan2 second-moment decay."""
-    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_lr: float = ranged(1e-2, AT_LEAST_0)
     """Learning rate of the puzzle embeddings (SignSGD on the rows a batch touches)."""
-    puzzle_emb_weight_decay: float = 0.1
+    puzzle_emb_weight_decay: float = ranged(0.1, AT_LEAST_0)
     """Decoupled weight decay of the touched puzzle-embedding rows."""
     ema: bool = True
     """Keep an exponential moving average of the weights for evaluation and export."""
-    ema_rate: float = 0.999
+    ema_rate: float = ranged(0.999, UNIT_OPEN)
     """Per-step decay of the weight average."""
     compile: bool = False
     """torch.compile the model (GPU runs)."""
-    seed: int = 0
+    seed: int = ranged(0, Range(0, 2**32 - 1))  # numpy takes 32 bits
     """Seeds weights, data order and augmentations: the same seed and config give the same run."""
     init_from: str = ""
     """Start from an exported model (fine-tuning): its dense weights and model config; every puzzle id of
     the new data starts at the mean of its puzzle embeddings."""
-    freeze_dense_steps: int = 0
+    freeze_dense_steps: int = ranged(0, AT_LEAST_0)
     """Train only the puzzle embeddings for the first N steps (N >= train.steps: embeddings-only)."""
-    max_minutes: float = 0.0
+    max_minutes: float = ranged(0.0, AT_LEAST_0)
     """Stop, checkpoint and export once this much time has passed since the command started, loading
     included (0 = no limit). Each re-run (resume) gets the whole budget again. With several processes the
     clock is read at log steps (run.log_every), so a run may end up to that many steps past it."""
-    puzzle_table: str = "sharded"
+    puzzle_table: Literal["sharded", "replicated"] = "sharded"
     """'sharded': with several processes each holds 1/processes of the puzzle-embedding table (same
     numbers, less memory); 'replicated': each holds all of it (no row exchange per step)."""
+
+    def check(self) -> None:
+        """Each field's own rule (the batch's split over processes is `check_batch`'s)."""
+        check_fields(self, "train.")
 
 
 @dataclass
 class RunConfig:
     dir: str = "runs/tiny"
     """Run directory: config, checkpoints, TensorBoard logs, final model. Re-running resumes from it."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = ranged(1000, AT_LEAST_1)
     """Optimizer steps between checkpoints."""
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = ranged(2, AT_LEAST_1)
     """Complete checkpoints kept on disk (the newest; the one just written is never deleted; an incomplete
     copy counts for nothing)."""
-    eval_every: int = 10_000
+    eval_every: int = ranged(10_000, AT_LEAST_0)
     """Optimizer steps between evaluations on the held-out test inputs (0 = only at the end)."""
-    eval_aug: int = 8
+    eval_aug: int = ranged(8, AT_LEAST_1)
     """Augmentations per held-out test input in periodic evaluation (identity included)."""
-    log_every: int = 10
+    log_every: int = ranged(10, AT_LEAST_1)
     """Optimizer steps between metric lines (metrics.jsonl, tracker, progress bar)."""
-    tracker: str = "tensorboard"
+    tracker: Tracker = "tensorboard"
     """Where metrics go besides metrics.jsonl: any tracker Accelerate supports (tensorboard, wandb, mlflow,
     aim, comet_ml, clearml, dvclive, swanlab, trackio) or 'none'. Its package must be installed."""
+
+    def check(self) -> None:
+        """Each field's own rule, and a run directory that is not the current folder."""
+        check_fields(self, "run.")
+        if not self.dir.strip():
+            raise ConfigError("run.dir must name a folder (an empty one would mean the current folder)")
 
 
 @dataclass
@@ -164,14 +196,6 @@ def parse_value(key: str, raw: Any, kind: type) -> Any:
     if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
         raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
     return raw
-
-
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def field_types(section: Any) -> dict[str, type]:
-    # annotations are strings (postponed evaluation) in every config module
-    return {f.name: _TYPES[f.type] for f in dataclasses.fields(section)}
 
 
 def set_key(config: Config, key: str, raw: Any) -> None:
@@ -262,14 +286,13 @@ def field_docs(cls: type) -> dict[str, str]:
 
 def describe_fields(obj: Any, prefix: str = "") -> list[str]:
     """One line per field of a dataclass instance: key, type, default (its current value) and docstring."""
-    docs = field_docs(type(obj))
+    docs, types = field_docs(type(obj)), field_types(obj)
     lines = []
     for f in dataclasses.fields(obj):
-        key = f"{prefix}{f.name}"
-        allowed = RANGES.get(key)
-        limits = f"; {allowed.describe(f.type == 'int')}" if allowed else ""
+        kind, allowed = types[f.name], range_of(f)
+        limits = f"; {allowed.describe(kind is int)}" if allowed else ""
         doc = docs.get(f.name, "")
-        lines.append(f"  {key}={getattr(obj, f.name)!r}  ({f.type}{limits}){'  ' + doc if doc else ''}")
+        lines.append(f"  {prefix}{f.name}={getattr(obj, f.name)!r}  ({kind.__name__}{limits}){'  ' + doc if doc else ''}")
     return lines
 
 
@@ -333,94 +356,12 @@ def load_config_file(path: Path) -> Config:
     return from_dict(values, Config(), source=str(path))
 
 
-@dataclass(frozen=True)
-class Range:
-    """Allowed values of a numeric field: finite, within [low, high] (an open end where `*_open`)."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def allows(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
-
-    def describe(self, integer: bool) -> str:
-        def number(value: float) -> str:  # 4294967295, not 4.29497e+09
-            return str(int(value)) if integer and float(value).is_integer() else f"{value:g}"
-
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {number(self.low)}")
-        if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {number(self.high)}")
-        kind = "an integer" if integer else "a finite number"
-        return f"{kind} {' and '.join(parts)}" if parts else kind
-
-
-AT_LEAST_1, AT_LEAST_0, POSITIVE, FRACTION = Range(1), Range(0), Range(0, low_open=True), Range(0, 1)
-UNIT_OPEN = Range(0, 1, high_open=True)
-RANGES: dict[str, Range] = {
-    **{f"model.{k}": AT_LEAST_1 for k in ("vocab_size", "seq_len", "hidden", "heads", "layers", "T", "n", "halt_max_steps")},
-    # rope_theta below 1 gives a frequency above 1 per position; 1e-300 overflows to NaN
-    "model.expansion": POSITIVE, "model.rope_theta": Range(1), "model.rms_eps": POSITIVE,
-    "model.halt_exploration_prob": FRACTION, "model.puzzle_emb_len": AT_LEAST_1,
-    # num_aug: the augmentation tables grow as tasks x (num_aug + 1); 1e8 exhausted memory while building the data
-    "data.canvas": Range(1, 30), "data.max_tasks": AT_LEAST_0, "data.num_aug": Range(0, 100_000),
-    "data.subsample": AT_LEAST_0, "data.max_test": AT_LEAST_0,
-    "train.global_batch": AT_LEAST_1, "train.grad_accum": AT_LEAST_1, "train.steps": AT_LEAST_1,
-    "train.lr": POSITIVE, "train.lr_warmup_steps": AT_LEAST_0, "train.lr_min_ratio": FRACTION,
-    "train.weight_decay": AT_LEAST_0, "train.beta1": UNIT_OPEN, "train.beta2": UNIT_OPEN,
-    "train.puzzle_emb_lr": AT_LEAST_0, "train.puzzle_emb_weight_decay": AT_LEAST_0, "train.ema_rate": UNIT_OPEN,
-    "train.seed": Range(0, 2**32 - 1), "train.freeze_dense_steps": AT_LEAST_0, "train.max_minutes": AT_LEAST_0,  # seeds: numpy takes 32 bits
-    "run.checkpoint_every": AT_LEAST_1, "run.keep_checkpoints": AT_LEAST_1, "run.eval_every": AT_LEAST_0,
-    "run.eval_aug": AT_LEAST_1, "run.log_every": AT_LEAST_1,
-}
-
-
-INT64_MAX = 2**63 - 1
-"""The largest integer torch, numpy and the JSON writer (orjson) take: a larger one (model.T=1e21) used to
-run, then fail with a traceback when the model was exported."""
-
-
-def check_ranges(config: Config) -> None:
-    """Every numeric field within the bounds the code relies on: one line naming key, value and range."""
-    for key, allowed in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if not allowed.allows(value):
-            raise ConfigError(f"{key}={value}: must be {allowed.describe(isinstance(value, int))}")
-    for section in SECTIONS:
-        for f in dataclasses.fields(getattr(config, section)):
-            value = getattr(getattr(config, section), f.name)
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
-                raise ConfigError(f"{section}.{f.name}={value}: must be an integer of at most 64 bits (<= {INT64_MAX})")
-
-
 def validate(config: Config) -> None:
-    """Checks that do not need the data or the number of processes."""
-    check_ranges(config)
-    checks = [
-        (config.data.track in ("arc", "sudoku", "maze"), "data.track must be arc, sudoku or maze"),
-        (config.model.mixer in ("attention", "mlp_t"), "model.mixer must be attention or mlp_t"),
-        (config.model.pos_encodings in ("rope", "learned", "none"), "model.pos_encodings must be rope, learned or none"),
-        (config.model.forward_dtype in ("bfloat16", "float16", "float32"), "model.forward_dtype must be bfloat16, float16 or float32"),
-        (config.model.hidden % config.model.heads == 0, "model.hidden must be divisible by model.heads"),
-        (config.model.pos_encodings != "rope" or (config.model.hidden // config.model.heads) % 2 == 0,
-         "model.hidden / model.heads must be even for rope (rotary pairs)"),
-        (config.run.tracker in TRACKERS, f"run.tracker must be one of {', '.join(TRACKERS)}"),
-        (config.train.puzzle_table in ("sharded", "replicated"), "train.puzzle_table must be sharded or replicated"),
-        (config.data.track == "arc" or config.data.path, f"data.path must name a folder with train.csv/test.csv for track {config.data.track}"),
-        (config.run.dir.strip() != "", "run.dir must name a folder (an empty one would mean the current folder)"),
-        (config.data.track != "arc" or config.data.path or config.data.tasks.strip() != "", "data.tasks must be arc1, arc2 or a path"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+    """Checks that do not need the data or the number of processes: each section's own rules (its `check`),
+    then the data track's."""
+    for name in SECTIONS:
+        getattr(config, name).check()
+    check_data(config.data)  # the data track's: which track, and what it reads (arc_trm.tracks)
 
 
 def check_batch(config: Config, world: int) -> int:

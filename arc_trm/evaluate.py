@@ -29,9 +29,8 @@ def eval_batch_size(config: Config, accelerator: Accelerator) -> int:
     return max(1, config.train.global_batch // accelerator.num_processes)
 
 
-def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, config: Config, accelerator: Accelerator) -> dict[str, float]:
+def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, test_source: Any, config: Config, accelerator: Accelerator) -> dict[str, float]:
     """Sudoku / Maze: exact and cell accuracy of the last step on the test puzzles (`data.max_test`)."""
-    test_source = build_test_source(config.data, model.config.seq_len)
     batch_size = eval_batch_size(config, accelerator)
     if table.sharded:  # batches differ between processes: every row on every process (Sudoku / Maze have one)
         table = table.subset(torch.arange(table.num_ids, device=accelerator.device))
@@ -57,8 +56,9 @@ def evaluate_held_out(
     was_training = model.training
     model.eval()
     try:
-        if config.data.track != "arc":
-            return evaluate_puzzles(model, table, config, accelerator)
+        test_source = build_test_source(config.data, model.config.seq_len)  # None: the held-out tasks are in `source`
+        if test_source is not None:
+            return evaluate_puzzles(model, table, test_source, config, accelerator)
         return evaluate_arc(model, table, source, config, accelerator)
     finally:
         model.train(was_training)

@@ -24,6 +24,7 @@ from arc_trm.config import Config, validate
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
 from arc_trm.io import read_json, refuse_output_on_input
 from arc_trm.model.trm import TRM, ModelConfig
+from arc_trm.tracks.arc import ARC
 
 PREFIX = "model.inner."
 SEPARATOR = "|||"
@@ -119,7 +120,8 @@ def import_reference(
     except ConfigError as error:
         raise DataError(f"{checkpoint}: {error} (from the tensors or --T/--n/--heads/--seq-len)") from None
     canvas = int(round(config.seq_len ** 0.5))
-    if config.vocab_size == 12 and canvas * canvas != config.seq_len:
+    arc = config.vocab_size == ARC.vocab_size  # any other reference model (Sudoku, Maze) is imported as track "other"
+    if arc and canvas * canvas != config.seq_len:
         raise DataError(f"{checkpoint}: an ARC model reads a square canvas; --seq-len {config.seq_len} is not a square")
     model = TRM(config)
     try:
@@ -133,7 +135,7 @@ def import_reference(
     if table_weights.dim() != 2 or table_weights.shape[1] != config.hidden or table_weights.shape[0] < 1:
         raise DataError(f"{checkpoint}: puzzle table of shape {tuple(table_weights.shape)}, expected (ids, {config.hidden})")
     num_ids = table_weights.shape[0]
-    info: dict[str, Any] = {"track": "arc" if config.vocab_size == 12 else "other", "num_puzzle_ids": num_ids,
+    info: dict[str, Any] = {"track": ARC.name if arc else "other", "num_puzzle_ids": num_ids,
                             "seq_len": config.seq_len, "canvas": canvas, "source": str(checkpoint)}
     if identifiers is not None:
         names = read_json(identifiers)

@@ -26,18 +26,21 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from arc_trm.candidates import CandidateTable, load_candidates, save_candidates, save_log_probs
+from arc_trm.candidates import CandidateTable, load_candidates, load_log_probs, save_candidates, save_log_probs
 from arc_trm.checkpoint import load_model, model_dir_of
 from arc_trm.config import describe_fields, field_types, key_value_pairs, parse_value
-from arc_trm.datasets import resolve, split_inputs
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Task
 from arc_trm.inference import PuzzleIndex, count_queries, predict_puzzles, predict_queries, queries
-from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input, write_csv
+from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input
+from arc_trm.kaggle.submission import attempts_from_rankings, write_submission
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
-from arc_trm.submission import attempts_from_rankings, write_submission
+from arc_trm.scoring import format_report, load_submission, score_submission
+from arc_trm.splits import SPLITS, resolve, split_inputs
+from arc_trm.tracks import TRACKS
+from arc_trm.tracks.puzzles import PuzzleTrack
 from arc_trm.vote import DEFAULT_POLICY, POLICIES, pass_at_k, vote
 
 
@@ -175,8 +178,9 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     model, table, info = load_model(args.checkpoint, accelerator.device)
     if args.compile:
         model.compile()
-    if info.get("track", "arc") in ("sudoku", "maze"):
-        return predict_track(args, accelerator, model, table, info["track"])
+    model_track = TRACKS.get(info.get("track", "arc"))  # None for a model of no known track: predicted as ARC
+    if isinstance(model_track, PuzzleTrack):
+        return predict_track(args, accelerator, model, table, model_track)
     tasks = resolve(args.split)
     index = PuzzleIndex.from_data_info(info) if "versions" in info or "task_ids" in info else PuzzleIndex(canvas=info.get("canvas", 30))
     skipped = skipped_tasks(tasks, index)
@@ -211,39 +215,30 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     return out
 
 
-def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table: PuzzleEmbedding, track: str) -> Path:
-    """Sudoku / Maze: OUT/predictions.csv (`index,prediction`, see evaluation/tracks.py) and, since the
-    test CSV holds the answers, OUT/report.json from `evaluation.tracks`."""
-    from arc_trm.config import DataConfig
-    from arc_trm.data.sources import build_test_source
-    from arc_trm.datasets import SPLITS
-    from evaluation.tracks import PREDICTIONS_HEADER, format_track_report, score_track_file
-
+def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table: PuzzleEmbedding, track: PuzzleTrack) -> Path:
+    """Sudoku / Maze: OUT/predictions.csv (`index,prediction`, see arc_trm/tracks/puzzles.py) and, since
+    the test CSV holds the answers, OUT/report.json from the track's scoring."""
     if args.split in SPLITS or args.split.endswith(".json"):
-        raise ConfigError(f"checkpoint={args.checkpoint}: a {track} model; split= must be a {track} test.csv or its folder")
-    module = __import__(f"arc_trm.data.{track}", fromlist=["tokens_to_string"])
-    test_source = build_test_source(DataConfig(track=track, path=args.split), model.config.seq_len, args.split)
+        raise ConfigError(f"checkpoint={args.checkpoint}: a {track.name} model; split= must be a {track.name} test.csv or its folder")
+    test_source = track.load_test(args.split, model.config.seq_len)
     steps = args.steps or model.config.halt_max_steps
     indices, predicted, _ = predict_puzzles(
         model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes
     )
-    rows = gather_object(list(zip(indices.tolist(), (module.tokens_to_string(t) for t in predicted))))
+    rows = gather_object(list(zip(indices.tolist(), (track.decode(t) for t in predicted))))
     out = Path(args.out)
     if accelerator.is_main_process:
-        write_csv(out / "predictions.csv", PREDICTIONS_HEADER, sorted(rows))
-        solutions = Path(args.split)
-        report = score_track_file(out / "predictions.csv", solutions, track)
+        track.write_predictions(out / "predictions.csv", sorted(rows))
+        report = track.score_file(out / "predictions.csv", Path(args.split))
         atomic_write_json(out / "report.json", report, indent=True)
         print(f"wrote {out / 'predictions.csv'} ({len(rows)} puzzles)")
-        print(format_track_report(report))
+        print(track.format_report(report))
     accelerator.wait_for_everyone()
     return out
 
 
 def finish(args: PredictArgs, tasks: list[Task], out: Path, num_parts: int) -> None:
     """Concatenate the parts, vote, write submission.json and (with solutions) report.json."""
-    from arc_trm.candidates import load_log_probs
-
     table = CandidateTable.concat([load_candidates(out / "parts" / f"part_{i:05d}.parquet") for i in range(num_parts)])
     save_candidates(table, out / "candidates.parquet")
     options: dict[str, Any] = {}
@@ -257,8 +252,6 @@ def finish(args: PredictArgs, tasks: list[Task], out: Path, num_parts: int) -> N
     write_submission(attempts_from_rankings(rankings, tasks), out / "submission.json", tasks)
     print(f"wrote {out / 'submission.json'} ({len(table):,} candidates, policy {args.policy})")
     if all(task.has_solutions for task in tasks):
-        from evaluation.arc import format_report, load_submission, score_submission
-
         report = score_submission(load_submission(out / "submission.json"), tasks)
         report["pass_at_k"] = {str(k): v for k, v in pass_at_k(rankings, tasks).items()}
         atomic_write_json(out / "report.json", report, indent=True)

@@ -6,6 +6,11 @@
 Accelerate owns devices, processes and DeepSpeed (chosen by the accelerate config file). One
 optimizer step = one supervision step on every batch slot (deep supervision with an ACT carry).
 Re-running the same command resumes from the run directory's `latest` checkpoint.
+
+`train()` is the loop of that step; what happens between steps belongs to four components, each of
+which decides after every step whether it acts: `MetricsLog` (metrics.jsonl, the tracker, the progress
+bar), `TimeBudget` (train.max_minutes), `Checkpointer` (run.checkpoint_every, resume) and `Evaluator`
+(run.eval_every).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, ContextManager, TypeVar
 
@@ -35,8 +40,16 @@ from arc_trm.checkpoint import (
     publish_checkpoint,
     unlock_run_dir,
 )
-from arc_trm.config import Config, check_batch, config_help, load_config, load_config_file, save_config_file
-from arc_trm.data.sources import build_source, build_test_source, describe
+from arc_trm.config import (
+    Config,
+    DataConfig,
+    check_batch,
+    config_help,
+    load_config,
+    load_config_file,
+    save_config_file,
+)
+from arc_trm.data.sources import build_source, build_test_source, data_inputs, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
@@ -46,7 +59,7 @@ from arc_trm.io import refuse_output_on_input, writing_to
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
-from arc_trm.model.trm import TRM
+from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.optim import AdamATan2, learning_rate
 
 Initial = tuple[TRM, PuzzleEmbedding, dict]  # an exported model to fine-tune: load_model's result
@@ -77,7 +90,10 @@ class Trainer:
         """One optimizer step over the local batch, split into `grad_accum` micro-batches."""
         config, accelerator = self.config, self.accelerator
         # one schedule for both optimizers, scaled by their base rates
-        schedule = learning_rate(self.step, 1.0, config.train.lr_warmup_steps, config.train.lr_min_ratio, config.train.steps)
+        schedule = learning_rate(
+            self.step, base_lr=1.0, warmup_steps=config.train.lr_warmup_steps, min_ratio=config.train.lr_min_ratio,
+            total_steps=config.train.steps,
+        )
         lr = config.train.lr * schedule
         if self.step < config.train.freeze_dense_steps:
             lr = 0.0  # embeddings-only phase: AdamATan2 with lr 0 leaves the dense weights (and their decay) alone
@@ -95,7 +111,8 @@ class Trainer:
                 out = self.model(carry.y, carry.z, carry.inputs, rows)
                 steps = carry.steps + 1
                 halted = halt_decision(
-                    steps, out.q_halt.detach(), config.model.halt_max_steps, config.model.halt_exploration_prob, True
+                    steps, out.q_halt.detach(), halt_max_steps=config.model.halt_max_steps,
+                    exploration_prob=config.model.halt_exploration_prob, training=True,
                 )
                 loss, metrics = act_loss(out.logits, out.q_halt, carry.labels, halted)
                 # per micro-batch mean; DDP's average and accumulate's 1/grad_accum make it the global mean
@@ -129,12 +146,6 @@ class Trainer:
     def evaluation_weights(self) -> ContextManager[TRM]:
         """The model with the weights evaluation and export use: the EMA average when kept."""
         return self.ema.averaged() if self.ema is not None else nullcontext(self.raw_model)
-
-    def log(self, values: dict[str, float]) -> None:
-        """To the tracker and, on the main process, to run.dir/metrics.jsonl."""
-        self.accelerator.log(values, step=self.step)
-        if self.accelerator.is_main_process:
-            append_jsonl(Path(self.config.run.dir) / "metrics.jsonl", {"step": self.step, **values})
 
     def save(self, run_dir: Path) -> Path:
         """Checkpoint on every process, then publish it atomically from the main one."""
@@ -207,6 +218,181 @@ def read_checkpoint(path: Path, read: Callable[[], T]) -> T:
         ) from None
 
 
+# ---------------------------------------------------------------- between steps: each component keeps its cadence
+
+
+def log_step(config: Config, step: int) -> bool:
+    """Whether `step` writes a metrics line: every `run.log_every` steps and the last."""
+    return step % config.run.log_every == 0 or step == config.train.steps
+
+
+class MetricsLog:
+    """The training metrics, summed on the device between log steps and reduced over the processes at
+    them (the host waits for the device only then): to the tracker, run.dir/metrics.jsonl and the
+    progress bar's postfix. A loss that is NaN or infinite stops the run."""
+
+    def __init__(self, config: Config, accelerator: Accelerator, bar: tqdm) -> None:
+        self.config, self.accelerator, self.bar = config, accelerator, bar
+        self.window: dict[str, torch.Tensor] = {}
+        self.window_steps, self.window_start = 0, time.perf_counter()
+
+    def after_step(self, step: int, totals: dict[str, torch.Tensor]) -> None:
+        for name, value in totals.items():
+            self.window[name] = self.window.get(name, 0) + value if name != "lr" else value
+        self.window_steps += 1
+        self.bar.update(1)
+        if not log_step(self.config, step):
+            return
+        examples = self.window_steps * self.config.train.global_batch
+        logs = summarise(self.window, self.accelerator, examples)
+        logs["train/examples_per_s"] = examples / max(time.perf_counter() - self.window_start, 1e-9)
+        if not math.isfinite(logs["train/loss"]):
+            raise diverged(Path(self.config.run.dir), step)
+        self.log(step, logs)
+        self.bar.set_postfix(
+            loss=f"{logs['train/loss']:.3f}", exact=f"{logs['train/exact_accuracy']:.3f}",
+            halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
+        )
+        self.window, self.window_steps, self.window_start = {}, 0, time.perf_counter()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        """To the tracker and, on the main process, to run.dir/metrics.jsonl."""
+        self.accelerator.log(values, step=step)
+        if self.accelerator.is_main_process:
+            append_jsonl(Path(self.config.run.dir) / "metrics.jsonl", {"step": step, **values})
+
+
+class TimeBudget:
+    """`train.max_minutes`, counted from `started` (loading and compilation included): whether the run
+    stops after a step, and the progress bar's total, the step the run reaches by the deadline."""
+
+    def __init__(self, config: Config, accelerator: Accelerator, bar: tqdm, *, started: float, first_step: int) -> None:
+        self.config, self.accelerator, self.bar = config, accelerator, bar
+        minutes = config.train.max_minutes
+        self.deadline = started + 60 * minutes if minutes > 0 else None
+        self.loop_start, self.first_step = time.perf_counter(), first_step
+
+    def spent_at(self, step: int) -> bool:
+        """Whether the budget is spent after `step`, the same answer on every process; at log steps this
+        also sets the progress bar's total."""
+        if self.deadline is None:
+            return False
+        if log_step(self.config, step):  # the bar's total and ETA are the time budget's, not train.steps'
+            self.bar.total = steps_within(
+                step=step, steps=self.config.train.steps, done=step - self.first_step,
+                seconds=time.perf_counter() - self.loop_start, seconds_left=self.deadline - time.perf_counter(),
+            )
+            self.bar.refresh()
+        # several processes must agree on the stop step, which waits for the device: vote only at log
+        # steps, which synchronise anyway (at most run.log_every steps past the budget)
+        if self.accelerator.num_processes > 1 and step % self.config.run.log_every != 0:
+            return False
+        return out_of_time(self.deadline, self.accelerator)
+
+
+class Checkpointer:
+    """Resumes from run.dir's `latest`; saves every `run.checkpoint_every` steps, at the last step and
+    when the time budget stops the run, each time after checking that the weights are finite."""
+
+    def __init__(self, config: Config) -> None:
+        self.run_dir = Path(config.run.dir)
+        self.every, self.last_step = config.run.checkpoint_every, config.train.steps
+
+    def resume(self, trainer: Trainer) -> None:
+        latest = latest_checkpoint(self.run_dir)
+        if latest is not None:
+            trainer.load(latest)
+            trainer.accelerator.print(f"resumed from {latest} at step {trainer.step}")
+
+    def due(self, step: int, *, stopping: bool) -> bool:
+        return step % self.every == 0 or step == self.last_step or stopping
+
+    def after_step(self, trainer: Trainer, *, stopping: bool) -> None:
+        if self.due(trainer.step, stopping=stopping):
+            self.save(trainer)
+
+    def save(self, trainer: Trainer) -> None:
+        if not trainer.finite():
+            raise diverged(self.run_dir, trainer.step)
+        trainer.save(self.run_dir)
+
+
+class Evaluator:
+    """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights, every
+    `run.eval_every` steps before the last (the run evaluates once more after its export)."""
+
+    def __init__(self, config: Config, metrics: MetricsLog) -> None:
+        self.every, self.last_step = config.run.eval_every, config.train.steps
+        self.metrics = metrics
+
+    def due(self, step: int) -> bool:
+        return bool(self.every) and step % self.every == 0 and step < self.last_step
+
+    def after_step(self, trainer: Trainer) -> None:
+        if self.due(trainer.step):
+            self.evaluate(trainer)
+
+    def evaluate(self, trainer: Trainer) -> None:
+        with trainer.evaluation_weights() as model:
+            results = evaluate_held_out(model, trainer.table, trainer.source, trainer.config, trainer.accelerator)
+        if results:
+            self.metrics.log(trainer.step, results)
+            trainer.accelerator.print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
+
+def diverged(run_dir: Path, step: int) -> UserError:
+    """The error that stops a run whose loss or weights became NaN or infinite: nothing is saved or
+    exported after that, so the last checkpoint is the last good state."""
+    last = latest_checkpoint(run_dir)
+    kept = f"the last good checkpoint is {last}" if last is not None else "no checkpoint was written before it"
+    return DataError(
+        f"{run_dir}: the training loss or weights became NaN or infinite by step {step}; stopped without "
+        f"saving or exporting ({kept}); lower train.lr or train.puzzle_emb_lr and run again"
+    )
+
+
+def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, examples: float) -> dict[str, float]:
+    """Reduce metric sums over processes and turn them into means (one host sync per log)."""
+    stacked = accelerator.reduce(torch.stack([totals[name] for name in METRICS]), reduction="sum").tolist()
+    sums = dict(zip(METRICS, stacked))
+    count = max(sums["count"], 1.0)
+    return {
+        "train/loss": (sums["lm_loss"] + HALT_LOSS_WEIGHT * sums["halt_loss"]) / examples,
+        "train/lm_loss": sums["lm_loss"] / examples,
+        "train/accuracy": sums["accuracy"] / count,
+        "train/exact_accuracy": sums["exact_accuracy"] / count,
+        "train/q_halt_accuracy": sums["q_halt_accuracy"] / count,
+        "train/steps": sums["steps"] / count,
+        "train/lr": float(totals["lr"]),
+    }
+
+
+def steps_within(step: int, steps: int, done: int, seconds: float, seconds_left: float) -> int:
+    """The step a run at `step` reaches by its deadline, `done` steps having taken `seconds`: at most
+    `steps`, at least the step it is at."""
+    rate = done / max(seconds, 1e-9)
+    return max(step, min(steps, step + int(rate * max(seconds_left, 0.0))))
+
+
+def out_of_time(deadline: float, accelerator: Accelerator) -> bool:
+    """Every process stops at the same step: as soon as any one of them is past the deadline. Alone,
+    the host clock decides; several processes vote, which makes the host wait for the device."""
+    late = time.perf_counter() > deadline
+    if accelerator.num_processes == 1:
+        return late
+    votes = torch.tensor([float(late)], device=accelerator.device)
+    return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """One JSON line per log step: easy to read back without TensorBoard."""
+    with writing_to(path), open(path, "ab") as handle:
+        handle.write(orjson.dumps(record) + b"\n")
+
+
+# ------------------------------------------------------------------------------- building the run
+
+
 def run_accelerator(config: Config, run_dir: Path) -> Accelerator:
     tracker = None if config.run.tracker == "none" else config.run.tracker
     if tracker is not None:
@@ -238,24 +424,26 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
         save_config_file(config, path)
 
 
-def load_source(config: Config, accelerator: Accelerator, initial: Initial | None = None) -> ExampleSource:
-    """Build the data and set the model's vocabulary and sequence length from it.
+def load_source(
+    config: Config, accelerator: Accelerator, initial: Initial | None = None
+) -> tuple[ExampleSource, ModelConfig, DataConfig]:
+    """Build the data; return it with the model and data config the run uses: the model's vocabulary
+    and sequence length come from the data.
 
     When fine-tuning (`train.init_from`), the model config and the ARC canvas come from the model.
     """
     check_batch(config, accelerator.num_processes)
+    model, data = config.model, config.data
     if initial is not None:
-        config.model = initial[0].config
-        config.data.canvas = initial[2].get("canvas", config.data.canvas)
+        model, data = initial[0].config, replace(data, canvas=initial[2].get("canvas", data.canvas))
     with accelerator.main_process_first():
-        source = build_source(config.data, config.train.seed)
-    if initial is not None and (source.vocab_size, source.seq_len) != (config.model.vocab_size, config.model.seq_len):
+        source = build_source(data, config.train.seed)
+    if initial is not None and (source.vocab_size, source.seq_len) != (model.vocab_size, model.seq_len):
         raise ConfigError(
-            f"train.init_from: the model reads {config.model.seq_len} tokens of vocabulary {config.model.vocab_size}, "
+            f"train.init_from: the model reads {model.seq_len} tokens of vocabulary {model.vocab_size}, "
             f"the data gives {source.seq_len} of {source.vocab_size}"
         )
-    config.model.vocab_size, config.model.seq_len = source.vocab_size, source.seq_len
-    return source
+    return source, replace(model, vocab_size=source.vocab_size, seq_len=source.seq_len), data
 
 
 def initial_weights(initial: Initial, model: TRM, table: PuzzleEmbedding) -> None:
@@ -321,30 +509,19 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
     ema = EMA(raw_model, config.train.ema_rate) if config.train.ema else None
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
-    stream = TrainStream(source, config.train.global_batch, accelerator.process_index, world, config.train.seed)
     return Trainer(
-        config, accelerator, prepared, raw_model, optimizer, table,
-        SparseSignSGD(table, config.train.puzzle_emb_weight_decay), ema, source, stream, [None] * config.train.grad_accum,
+        config=config, accelerator=accelerator, model=prepared, raw_model=raw_model, optimizer=optimizer, table=table,
+        sparse_optimizer=SparseSignSGD(table, config.train.puzzle_emb_weight_decay), ema=ema, source=source,
+        stream=TrainStream(
+            source, config.train.global_batch, rank=accelerator.process_index, world=world, seed=config.train.seed
+        ),
+        carries=[None] * config.train.grad_accum,
     )
 
 
-def summarise(totals: dict[str, torch.Tensor], accelerator: Accelerator, examples: float) -> dict[str, float]:
-    """Reduce metric sums over processes and turn them into means (one host sync per log)."""
-    stacked = accelerator.reduce(torch.stack([totals[name] for name in METRICS]), reduction="sum").tolist()
-    sums = dict(zip(METRICS, stacked))
-    count = max(sums["count"], 1.0)
-    return {
-        "train/loss": (sums["lm_loss"] + HALT_LOSS_WEIGHT * sums["halt_loss"]) / examples,
-        "train/lm_loss": sums["lm_loss"] / examples,
-        "train/accuracy": sums["accuracy"] / count,
-        "train/exact_accuracy": sums["exact_accuracy"] / count,
-        "train/q_halt_accuracy": sums["q_halt_accuracy"] / count,
-        "train/steps": sums["steps"] / count,
-        "train/lr": float(totals["lr"]),
-    }
-
-
 def train(config: Config) -> Path:
+    """Train the run of `config` in run.dir, resuming from its `latest` checkpoint; export the model
+    and return its folder."""
     started = time.perf_counter()  # train.max_minutes counts loading and compilation too
     run_dir = Path(config.run.dir)
     refuse_run_dir_on_inputs(config)
@@ -352,16 +529,14 @@ def train(config: Config) -> Path:
     if accelerator.is_main_process:
         lock_run_dir(run_dir)  # held to the end: a second run on this run.dir fails here, before writing
     initial = load_model(config.train.init_from) if config.train.init_from else None
-    source = load_source(config, accelerator, initial)
-    if config.data.track != "arc":  # the test puzzles are read at each evaluation: check them before training
-        build_test_source(config.data, config.model.seq_len)
+    source, model_config, data_config = load_source(config, accelerator, initial)
+    config = replace(config, model=model_config, data=data_config)
+    build_test_source(config.data, config.model.seq_len)  # Sudoku / Maze read theirs at each evaluation: check it before training
     prepare_run_dir(run_dir, config, accelerator)
     trainer = build_trainer(config, accelerator, source, initial)
     del initial  # the fine-tuned copy lives in the trainer; free the loaded one (the ARC-2 table is ~2.6 GB)
-    resume = latest_checkpoint(run_dir)
-    if resume is not None:
-        trainer.load(resume)
-        accelerator.print(f"resumed from {resume} at step {trainer.step}")
+    checkpointer = Checkpointer(config)
+    checkpointer.resume(trainer)
     if accelerator.is_main_process and config.run.tracker != "none":
         accelerator.init_trackers("train", config=_flat(config.to_dict()))
     accelerator.print(
@@ -374,49 +549,21 @@ def train(config: Config) -> Path:
         total=config.train.steps, initial=trainer.step, disable=not accelerator.is_main_process, dynamic_ncols=True,
         file=sys.stdout, unit="step",
     )
-    window: dict[str, torch.Tensor] = {}
-    window_steps, window_start = 0, time.perf_counter()
-    deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
-    loop_start, first_step = time.perf_counter(), trainer.step
+    metrics = MetricsLog(config, accelerator, bar)
+    budget = TimeBudget(config, accelerator, bar, started=started, first_step=trainer.step)
+    evaluator = Evaluator(config, metrics)
     while trainer.step < config.train.steps:
-        batch = to_device(next(batches), accelerator.device)
-        totals = trainer.train_step(batch)
-        for name, value in totals.items():
-            window[name] = window.get(name, 0) + value if name != "lr" else value
-        window_steps += 1
-        bar.update(1)
-        if trainer.step % config.run.log_every == 0 or trainer.step == config.train.steps:
-            logs = summarise(window, accelerator, window_steps * config.train.global_batch)
-            elapsed = time.perf_counter() - window_start
-            logs["train/examples_per_s"] = window_steps * config.train.global_batch / max(elapsed, 1e-9)
-            if not math.isfinite(logs["train/loss"]):
-                raise diverged(trainer, run_dir)
-            trainer.log(logs)
-            bar.set_postfix(
-                loss=f"{logs['train/loss']:.3f}", exact=f"{logs['train/exact_accuracy']:.3f}",
-                halt_steps=f"{logs['train/steps']:.1f}", ex_s=f"{logs['train/examples_per_s']:.0f}",
-            )
-            window, window_steps, window_start = {}, 0, time.perf_counter()
-            if deadline is not None:  # the bar's total and ETA are the time budget's, not train.steps'
-                bar.total = steps_within(trainer.step, config.train.steps, trainer.step - first_step,
-                                         time.perf_counter() - loop_start, deadline - time.perf_counter())
-                bar.refresh()
-        # several processes must agree on the stop step, which waits for the device: vote only at log
-        # steps, which synchronise anyway (at most run.log_every steps past the budget)
-        clock_step = accelerator.num_processes == 1 or trainer.step % config.run.log_every == 0
-        stop = deadline is not None and clock_step and out_of_time(deadline, accelerator)
-        if trainer.step % config.run.checkpoint_every == 0 or trainer.step == config.train.steps or stop:
-            if not trainer.finite():
-                raise diverged(trainer, run_dir)
-            trainer.save(run_dir)
-        if stop:
+        totals = trainer.train_step(to_device(next(batches), accelerator.device))
+        metrics.after_step(trainer.step, totals)
+        stopping = budget.spent_at(trainer.step)
+        checkpointer.after_step(trainer, stopping=stopping)
+        if stopping:
             accelerator.print(f"train.max_minutes={config.train.max_minutes} reached at step {trainer.step}")
             break
-        if config.run.eval_every and trainer.step % config.run.eval_every == 0 and trainer.step < config.train.steps:
-            evaluate_and_log(trainer)
+        evaluator.after_step(trainer)
     bar.close()
     model_dir = export(trainer, run_dir)
-    evaluate_and_log(trainer)
+    evaluator.evaluate(trainer)
     accelerator.free_memory()  # drop the prepared (DDP / DeepSpeed) model before the process group ends
     accelerator.end_training()  # closes the trackers and destroys the process group
     unlock_run_dir(run_dir)
@@ -427,31 +574,17 @@ def refuse_run_dir_on_inputs(config: Config) -> None:
     """A ConfigError before any work when run.dir is, or lies inside, what the run reads (the model
     `train.init_from` names, the task or data folder), or when its export, run.dir/model, would replace
     the model it fine-tunes from."""
-    from arc_trm.data.arc import PRESETS
-
     data, init_from = config.data, config.train.init_from.strip()
     inputs = {
         "train.init_from": init_from or None,
         "the model of train.init_from": model_folder(init_from) if init_from else None,
         "data.path": data.path.strip() or None,
-        "data.tasks": data.tasks if data.track == "arc" and not data.path.strip() and data.tasks not in PRESETS else None,
-        "data.concept": data.concept.strip() or None if data.track == "arc" and not data.path.strip() else None,
+        **data_inputs(data),  # ARC: data.tasks and data.concept when they name files
     }
     refuse_output_on_input(config.run.dir, inputs, option="run.dir=")
     if init_from:
         refuse_output_on_input(Path(config.run.dir) / "model", {"the model of train.init_from": model_folder(init_from)},
                                option=f"run.dir={config.run.dir}: its export")
-
-
-def diverged(trainer: Trainer, run_dir: Path) -> UserError:
-    """The error that stops a run whose loss or weights became NaN or infinite: nothing is saved or
-    exported after that, so the last checkpoint is the last good state."""
-    last = latest_checkpoint(run_dir)
-    kept = f"the last good checkpoint is {last}" if last is not None else "no checkpoint was written before it"
-    return DataError(
-        f"{run_dir}: the training loss or weights became NaN or infinite by step {trainer.step}; stopped without "
-        f"saving or exporting ({kept}); lower train.lr or train.puzzle_emb_lr and run again"
-    )
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -461,23 +594,6 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     if device.type == "cuda":
         return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def steps_within(step: int, steps: int, done: int, seconds: float, seconds_left: float) -> int:
-    """The step a run at `step` reaches by its deadline, `done` steps having taken `seconds`: at most
-    `steps`, at least the step it is at."""
-    rate = done / max(seconds, 1e-9)
-    return max(step, min(steps, step + int(rate * max(seconds_left, 0.0))))
-
-
-def out_of_time(deadline: float, accelerator: Accelerator) -> bool:
-    """Every process stops at the same step: as soon as any one of them is past the deadline. Alone,
-    the host clock decides; several processes vote, which makes the host wait for the device."""
-    late = time.perf_counter() > deadline
-    if accelerator.num_processes == 1:
-        return late
-    votes = torch.tensor([float(late)], device=accelerator.device)
-    return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
 
 
 def export(trainer: Trainer, run_dir: Path) -> Path:
@@ -492,22 +608,6 @@ def export(trainer: Trainer, run_dir: Path) -> Path:
         accelerator.print(f"exported model to {run_dir / 'model'}")
     accelerator.wait_for_everyone()
     return run_dir / "model"
-
-
-def evaluate_and_log(trainer: Trainer) -> None:
-    """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights."""
-    with trainer.evaluation_weights() as model:
-        results = evaluate_held_out(model, trainer.table, trainer.source, trainer.config, trainer.accelerator)
-    if results:
-        trainer.log(results)
-        trainer.accelerator.print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    """One JSON line per log step: easy to read back without TensorBoard."""
-    with writing_to(path), open(path, "ab") as handle:
-        handle.write(orjson.dumps(record) + b"\n")
-
 
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}

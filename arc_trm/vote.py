@@ -8,12 +8,16 @@
 Rankings are keyed by (task_id, test_index), never by the test input's content: the reference keys
 by a hash of the input grid, which merges two identical test inputs of one task. Every (task, test
 input) present in the table has a key; its list may be empty when nothing decoded. Candidates
-without a grid never rank. Policies (the `POLICIES` registry; details in the README, section Voting):
+without a grid never rank. Each noisy trajectory of a version (test-time compute, `Candidate.trajectory`)
+counts as one more augmentation wherever a policy takes one candidate per augmentation. Policies
+(the `POLICIES` registry; details in docs/prediction-and-voting.md, section Voting):
 
 - `reference`: the last step of each augmentation votes; rank by (votes, mean q_halt), then first
   appearance in the table (the reference's insertion order).
 - `halt_weighted`: every step votes with weight q_halt; rank by (sum of q, votes, mean q, first).
 - `first_halt`: per augmentation the first step with q_halt > 0.5, else its last step; then as reference.
+- `q_select`: the halting head as verifier (PTRM, arXiv 2605.19943): rank by the highest q_halt any
+  candidate of the grid reached, then (votes, mean q, first).
 - `poe`: product of experts (ARChitects, arXiv 2505.07859): the reference pool rescored by the sum
   of the grid's log-probabilities under every augmentation.
 
@@ -40,10 +44,10 @@ from arc_trm.candidates import (
     load_candidates,
     load_log_probs,
 )
-from arc_trm.datasets import resolve, split_inputs
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, UserError, exit_on_user_error, nonempty_path
 from arc_trm.grids import Grid, Task
 from arc_trm.io import refuse_output_on_input
+from arc_trm.splits import resolve, split_inputs
 
 DEFAULT_KS = (1, 2, 5, 10, 100, 1000)
 HALT_THRESHOLD = 0.5  # sigmoid(q_halt) > 0.5 <=> halt logit > 0, the model's own halting decision
@@ -100,11 +104,12 @@ def _group_ends(group: np.ndarray) -> np.ndarray:
 def _augmentation_steps(table: CandidateTable) -> tuple[np.ndarray, np.ndarray]:
     """Rows sorted by augmentation run then step, and each sorted row's augmentation-run id.
 
-    An augmentation run is one (checkpoint, task, test input, augmentation): when checkpoints are
-    pooled, each one's run votes on its own.
+    An augmentation run is one (checkpoint, task, test input, augmentation, trajectory): when checkpoints
+    are pooled, each one's run votes on its own, and each noisy trajectory of a version (test-time
+    compute) votes as another augmentation would.
     """
-    columns = [table.checkpoint, table.task, table.test_index, table.augmentation, table.step]
-    return _sort_and_group(columns, group_by=4)
+    columns = [table.checkpoint, table.task, table.test_index, table.augmentation, table.trajectory, table.step]
+    return _sort_and_group(columns, group_by=5)
 
 
 def last_step_rows(table: CandidateTable) -> np.ndarray:
@@ -124,11 +129,12 @@ def first_halt_rows(table: CandidateTable, threshold: float = HALT_THRESHOLD) ->
     return np.sort(chosen)
 
 
-def tally(table: CandidateTable, rows: np.ndarray, weights: np.ndarray | None = None) -> Rankings:
+def tally(table: CandidateTable, rows: np.ndarray, weights: np.ndarray | None = None, highest: bool = False) -> Rankings:
     """Group the candidates at `rows` by (task, test input, grid) and rank each input's grids.
 
-    Score = number of votes, or the sum of `weights` (per table row) when given. Order: score, votes,
-    mean q_halt (all descending), then first appearance in the table. Rows without a grid are dropped.
+    Score = number of votes, or the sum of `weights` (per table row) when given, or their maximum with
+    `highest`. Order: score, votes, mean q_halt (all descending), then first appearance in the table.
+    Rows without a grid are dropped.
     """
     rankings: Rankings = {key: [] for key in _inputs(table)}
     rows = rows[table.grid[rows] != NO_GRID]
@@ -138,6 +144,8 @@ def tally(table: CandidateTable, rows: np.ndarray, weights: np.ndarray | None = 
     q_mean = np.bincount(group, weights=table.q_halt[rows], minlength=len(starts)) / np.maximum(votes, 1)
     if weights is None:
         score = votes.astype(np.float64)
+    elif highest:
+        score = np.maximum.reduceat(weights[rows], starts) if len(starts) else np.zeros(0)
     else:
         score = np.bincount(group, weights=weights[rows], minlength=len(starts))
     first = rows[starts]  # rows are sorted by row index within a group, so this is its first appearance
@@ -176,6 +184,13 @@ def first_halt(table: CandidateTable, threshold: float = HALT_THRESHOLD) -> Rank
     return tally(table, first_halt_rows(table, threshold))
 
 
+def q_select(table: CandidateTable) -> Rankings:
+    """The halting head as verifier (PTRM, arXiv 2605.19943): each grid scores the highest q_halt any of
+    its candidates reached (every step, augmentation and trajectory); ties by votes, mean q_halt, first
+    appearance."""
+    return tally(table, np.arange(len(table)), weights=table.q_halt, highest=True)
+
+
 def poe(table: CandidateTable, log_probs: LogProbs | None = None, top_n: int | None = None) -> Rankings:
     """Product of experts: the reference pool (its `top_n` grids per input, all when None) rescored
     by the grid's log-probabilities under each augmentation.
@@ -202,11 +217,15 @@ POLICIES: dict[str, Callable[..., Rankings]] = {
     "reference": reference,
     "halt_weighted": halt_weighted,
     "first_halt": first_halt,
+    "q_select": q_select,
     "poe": poe,
 }
 DEFAULT_POLICY = "halt_weighted"
 """The policy of predict, submissions.make and in-training evaluation: the best measured with every
 augmentation and every supervision step (docs/benchmarks.md#accuracy-on-a-cpu)."""
+COMPARED_BY_DEFAULT = ("reference", "halt_weighted", "first_halt", "poe")
+"""What `compare_policies` (and `python -m arc_trm.vote`) ranks unless told: `q_select` is made for
+candidates of several noisy trajectories, so it is compared when named (`--policies ...,q_select`)."""
 
 
 def vote(table: CandidateTable, policy: str = DEFAULT_POLICY, *, pool_checkpoints: bool = False, **options) -> Rankings:
@@ -232,13 +251,14 @@ def check_candidates(table: CandidateTable, pool_checkpoints: bool = False) -> N
             "or pass pool_checkpoints=True (--pool-checkpoints) to ensemble them"
         )
     order, group = _sort_and_group(
-        [table.checkpoint, table.task, table.test_index, table.augmentation, table.step], group_by=5
+        [table.checkpoint, table.task, table.test_index, table.augmentation, table.trajectory, table.step], group_by=6
     )
     if len(group) and group[-1] + 1 < len(group):
         row = order[np.flatnonzero(group[1:] == group[:-1])[0]]
         c = table.row(int(row))
+        trajectory = f" trajectory {c.trajectory}" if c.trajectory else ""
         raise CandidateError(
-            f"duplicate candidate: task {c.task_id} test {c.test_index} augmentation {c.augmentation} "
+            f"duplicate candidate: task {c.task_id} test {c.test_index} augmentation {c.augmentation}{trajectory} "
             f"step {c.step} checkpoint {c.checkpoint!r} appears more than once (tables concatenated twice?)"
         )
 
@@ -291,11 +311,11 @@ def compare_policies(
 ) -> list[dict]:
     """pass@K of each policy: rows `{"policy": name, "pass@1": float, ...}`.
 
-    Default policies: reference, halt_weighted, first_halt, and poe when `log_probs` is given.
-    `source` names the candidates (their file) in the errors about tasks the split lacks.
+    Default policies (`COMPARED_BY_DEFAULT`): reference, halt_weighted, first_halt, and poe when
+    `log_probs` is given. `source` names the candidates (their file) in the errors about tasks the split lacks.
     """
     if policies is None:
-        policies = [name for name in POLICIES if name != "poe" or log_probs is not None]
+        policies = [name for name in COMPARED_BY_DEFAULT if name != "poe" or log_probs is not None]
     if "poe" in policies and log_probs is None:
         raise ConfigError("policy 'poe' needs log-probabilities (--log-probs FILE)")
     _check_tasks_known(table, tasks, source)

@@ -84,7 +84,7 @@ Cell = tuple[Setting, str]
 # ---------------------------------------------------------------------------------------- arguments
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, runs: str = "runs/ladder") -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--example-steps", type=int, help="training budget in example-steps (optimizer steps x global batch)")
     budget.add_argument("--optimizer-steps", type=int, help="training budget in optimizer steps (default: the preset's train.steps)")
@@ -93,7 +93,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=1,
                         help="seeds trained side by side, cores/P threads each (default 1: on 2 cores a compiled run "
                         "does more than two side by side)")
-    parser.add_argument("--run-dir", default=None, help="folder of the seeds' runs (default runs/ladder/PRESET[-HASH]); "
+    parser.add_argument("--run-dir", default=None, help=f"folder of the seeds' runs (default {runs}/PRESET[-HASH]); "
                         "with compare, the folder that holds each arm's PRESET[-HASH] folder")
     parser.add_argument("--launch", default="", help="launcher for training and prediction, e.g. 'accelerate launch'")
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
@@ -131,6 +131,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every option checked before any work: one line and exit code 2."""
+    check_common(parser, args)
+    if not args.compare:
+        for option, text in (("--versions", args.versions), ("--steps", args.steps)):
+            try:
+                numbers(text, 1)
+            except ValueError as error:
+                parser.error(f"{option}: {error}")
+            if "all" not in (item.strip() for item in text.split(",")):
+                parser.error(f"{option} must include 'all': the default vote is over every version and step")
+
+
+def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The options of `add_common`, checked before any work: one line and exit code 2."""
     if args.example_steps is not None and args.example_steps < 1:
         parser.error("--example-steps must be >= 1")
     if args.optimizer_steps is not None and args.optimizer_steps < 1:
@@ -143,14 +156,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--parallel must be >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
-    if not args.compare:
-        for option, text in (("--versions", args.versions), ("--steps", args.steps)):
-            try:
-                numbers(text, 1)
-            except ValueError as error:
-                parser.error(f"{option}: {error}")
-            if "all" not in (item.strip() for item in text.split(",")):
-                parser.error(f"{option} must include 'all': the default vote is over every version and step")
     if args.launch:
         try:
             words = shlex.split(args.launch)
@@ -274,7 +279,8 @@ def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
     waiting = [r for r in runs if r.step < rung.budget]
     width = max(1, parallel_runs(args, len(waiting)))
     cores = os.cpu_count() or 1
-    threads = max(1, cores // width)
+    # OMP_NUM_THREADS set by the user (e.g. one thread beside other work) is what each run uses
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, cores // width)
     if waiting:
         print(f"training {len(waiting)} seed(s) of {rung.preset} to {rung.budget:,} steps "
               f"({rung.budget * rung.config.train.global_batch:,} example-steps), {width} at a time, "
@@ -298,7 +304,7 @@ def train_rung(args: argparse.Namespace, rung: Rung) -> list[SeedRun]:
             if code != 0:
                 tail = f"; see {seed_run.run_dir / 'train.log'}" if log is not None else ""
                 sys.exit(f"error: training seed {seed_run.seed} failed with exit code {code}{tail}")
-            add_minutes(seed_run.run_dir, (time.monotonic() - started) / 60, threads if width > 1 else cores)
+            add_minutes(seed_run.run_dir, (time.monotonic() - started) / 60, threads)
     for seed_run in runs:
         seed_run.step = trained_step(seed_run.run_dir)
         seed_run.capped = seed_run.step < rung.budget
@@ -392,8 +398,8 @@ def within(table: Any, setting: Setting) -> Any:
 def score_with_evaluation(out: Path, challenges: Path, policy: str) -> dict[str, Any]:
     """`python -m evaluation.score` on the setting's votes under `policy` (submission written by this script)."""
     from arc_trm.candidates import load_candidates, load_log_probs
-    from arc_trm.datasets import resolve
-    from arc_trm.submission import attempts_from_rankings, write_submission
+    from arc_trm.kaggle.submission import attempts_from_rankings, write_submission
+    from arc_trm.splits import resolve
     from arc_trm.vote import vote
 
     tasks = resolve(challenges)
@@ -456,25 +462,32 @@ def model_shape(run_dir: Path) -> tuple[int, int]:
 # -------------------------------------------------------------------------------------------- report
 
 
-def machine(runs: list[SeedRun]) -> tuple[str, float]:
-    """The device line (CPU, cores, measured matmul rate, how the runs used the cores) and the rate."""
+def machine(runs: list[SeedRun], before: float = 0.0) -> tuple[str, float]:
+    """The device line (CPU, cores, matmul rate, how the runs used the cores) and the rate: the better of a
+    measurement now and `before` (taken before training; 0 = none), since a busy moment only lowers one."""
     import torch
 
     peak = measure_peak(torch.device("cpu"), torch.float32)
+    rate = max(peak.rate, before)
+    when = f"; the better of {before / 1e12:.3f} before training and {peak.rate / 1e12:.3f} after" if before else ""
     threads = sorted({r.threads for r in runs if r.threads})
-    line = (f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {peak.describe()}; "
+    line = (f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {peak.describe()}{when}; "
             f"training used {'/'.join(map(str, threads)) or 'all'} thread(s) per run")
-    return line, peak.rate
+    return line, rate
 
 
 def limit_line(run_dir: Path, rate: float, runs: list[SeedRun]) -> str:
-    """What the matmul rate allows this model's training step, against what the runs reached."""
+    """What the matmul rate allows this model's training step, against what the runs reached. A run above
+    the limit means the rate was measured on a busy machine: then no limit is stated (it would be false)."""
     from arc_trm.io import read_json
     from arc_trm.model.flops import flops_per_example_step
     from arc_trm.model.trm import ModelConfig
 
     flops = flops_per_example_step(ModelConfig(**read_json(run_dir / "model" / "config.json")), training=True)
     reached = statistics.median(r.examples_per_s for r in runs)
+    if reached * flops > rate:
+        return (f"- the machine's limit: not stated; the runs reached {reached:,.0f} examples/s, more than the measured "
+                f"matmul rate allows ({rate / flops:,.0f}), so the machine was busy while the rate was measured")
     return (f"- the machine's limit: matmul rate / {flops / 1e6:.1f} MFLOP per training example-step = "
             f"{rate / flops:,.0f} examples/s; the runs reached {reached:,.0f} ({reached * flops / rate:.0%} of it)")
 
@@ -542,8 +555,15 @@ def solved_lines(measured: Measured, cell: Cell) -> list[str]:
     return lines
 
 
-def learning_curve(runs: list[SeedRun], global_batch: int, path: Path) -> None:
-    """Held-out pass@2 of both groups (periodic evaluations) and training exact accuracy, every seed."""
+ARC_CURVES = (("train/exact_accuracy", "tab:gray", "training exact accuracy (ACT steps)"),
+              ("eval/pass@2", "tab:red", "evaluation tasks: pass@2 (periodic)"),
+              ("eval_training/pass@2", "tab:blue", "training tasks: pass@2 (periodic)"))
+"""(metrics.jsonl key, colour, label) of each line of a rung's learning curve."""
+
+
+def learning_curve(runs: list[SeedRun], global_batch: int, path: Path, curves: tuple[tuple[str, str, str], ...] = ARC_CURVES) -> None:
+    """Each of `curves` against example-steps, every seed: by default held-out pass@2 of both groups
+    (periodic evaluations) and training exact accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -553,9 +573,7 @@ def learning_curve(runs: list[SeedRun], global_batch: int, path: Path) -> None:
     for i, seed_run in enumerate(runs):
         metrics = read_metrics(seed_run.run_dir)
         label = i == 0
-        for key, color, name in (("train/exact_accuracy", "tab:gray", "training exact accuracy (ACT steps)"),
-                                 ("eval/pass@2", "tab:red", "evaluation tasks: pass@2 (periodic)"),
-                                 ("eval_training/pass@2", "tab:blue", "training tasks: pass@2 (periodic)")):
+        for key, color, name in curves:
             points = [(m["step"] * global_batch, m[key]) for m in metrics if key in m]
             if points:
                 axis.plot(*zip(*points), color=color, linewidth=1, marker=None if key.startswith("train") else "o",
@@ -585,9 +603,12 @@ def publish(args: argparse.Namespace, argv: list[str], device: str, figures: str
 
 
 def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> int:
+    import torch
+
     from arc_trm.vote import DEFAULT_POLICY
 
     rung = rung_of(args, overrides)
+    before = measure_peak(torch.device("cpu"), torch.float32).rate
     print(f"[1/4] training {rung.preset}, seeds {rung.seeds}, in {display(rung.root)}", flush=True)
     runs = train_rung(args, rung)
     curve = rung.root / "learning_curve.png"
@@ -625,7 +646,7 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
         "",
         *cell_table(measured),
     ]
-    device, rate = machine(runs)
+    device, rate = machine(runs, before)
     body.insert(len(budget_lines(rung, runs)), limit_line(runs[0].run_dir, rate, runs))
     publish(args, argv, device, "held-out pass@2 of each group under the ladder's protocol "
             "(validation-chosen setting on the test half, default vote), per seed and per cell", body)

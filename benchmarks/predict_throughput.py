@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 
 from arc_trm.config import load_config
-from arc_trm.datasets import resolve
 from arc_trm.inference import PuzzleIndex, predict_queries, queries
 from arc_trm.model.flops import flops_per_example_step, layer_passes
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
+from arc_trm.splits import resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 from common import (  # noqa: E402

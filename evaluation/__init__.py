@@ -1,1 +1,2 @@
-"""Scoring: `python -m evaluation.score` (ARC submissions, Sudoku/Maze tracks) and the functions behind it."""
+"""Scoring: `python -m evaluation.score`, the command line over `arc_trm.scoring` (ARC submissions) and
+the tracks' scoring (`arc_trm.tracks`: Sudoku / Maze predictions)."""

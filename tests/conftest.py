@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from arc_trm.datasets import load_split
 from arc_trm.grids import Task
+from arc_trm.splits import load_split
 
 SHARED_DATA = Path(os.environ.get("ARC_TRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 NO_SHARED_DATA = f"the shared data folder {SHARED_DATA} is missing (set ARC_TRM_SHARED_DATA)"

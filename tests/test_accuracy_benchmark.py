@@ -105,3 +105,24 @@ def test_compare_arms_of_other_budgets_is_one_line_and_exit_2(tmp_path):
                     "--run-dir", str(tmp_path / "never"), "preset=tiny")
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr[-2000:]
     assert done.stderr.startswith("error: the arms' budgets differ") and not (tmp_path / "never").exists()
+
+
+def test_the_limit_is_not_stated_when_a_run_beats_the_measured_matmul_rate(tmp_path):
+    """A run faster than the matmul rate allows means the rate was measured on a busy machine: the entry must
+    not print an impossible share (164% of the limit was once recorded)."""
+    from dataclasses import asdict
+
+    from arc_trm.model.flops import flops_per_example_step
+    from arc_trm.model.trm import ModelConfig
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy as benchmark
+
+    config = ModelConfig(hidden=16, heads=2)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(asdict(config)))
+    flops = flops_per_example_step(config, training=True)
+    runs = [benchmark.SeedRun(seed=0, run_dir=tmp_path, examples_per_s=100.0)]
+    assert "(50% of it)" in benchmark.limit_line(tmp_path, 200.0 * flops, runs)
+    busy = benchmark.limit_line(tmp_path, 50.0 * flops, runs)
+    assert "not stated" in busy and "%" not in busy

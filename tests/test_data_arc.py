@@ -11,9 +11,9 @@ import pytest
 from arc_trm.augment import sample_augmentation
 from arc_trm.data.arc import ArcSource, arc_tasks, check_no_leak, load_preset, main, trained_pairs
 from arc_trm.data.stream import TrainStream, batched
-from arc_trm.datasets import resolve
 from arc_trm.errors import ConfigError, DataError
 from arc_trm.grids import Pair, Task
+from arc_trm.splits import resolve
 from arc_trm.tokens import COLOR_OFFSET, IGNORE_LABEL, PAD, decode_grid, encode_grid
 
 NUM_AUG = 8

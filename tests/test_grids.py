@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from arc_trm.datasets import load_split
 from arc_trm.errors import DataError
 from arc_trm.grids import Task, load_challenges, load_tasks
+from arc_trm.splits import load_split
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,8 +72,8 @@ def test_named_split_has_its_count_and_equals_the_folder(shared_data, split, cou
 
 
 def test_a_split_written_as_a_kaggle_pair_reads_back_as_the_split(tmp_path):
-    """`python -m arc_trm.datasets SPLIT --out DIR`: the challenges file alone finds its solutions beside it."""
-    result = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-2/evaluation", "--out", str(tmp_path / "kaggle")],
+    """`python -m arc_trm.splits SPLIT --out DIR`: the challenges file alone finds its solutions beside it."""
+    result = subprocess.run([sys.executable, "-m", "arc_trm.splits", "arc-agi-2/evaluation", "--out", str(tmp_path / "kaggle")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     tasks = load_tasks(tmp_path / "kaggle" / "arc-agi-2_evaluation_challenges.json")
@@ -84,14 +84,14 @@ def test_a_split_written_as_a_kaggle_pair_reads_back_as_the_split(tmp_path):
 def test_canvas_keeps_only_the_tasks_that_fit_and_names_the_files(tmp_path):
     """`--canvas 8` writes the 8x8 rung's evaluation tasks (the ladder's Kaggle miniature): every kept task
     fits, every dropped one does not."""
-    result = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-1/evaluation", "--canvas", "8",
+    result = subprocess.run([sys.executable, "-m", "arc_trm.splits", "arc-agi-1/evaluation", "--canvas", "8",
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     kept = load_tasks(tmp_path / "arc-agi-1_evaluation_canvas8_challenges.json")
     everything = load_split("arc-agi-1/evaluation")
     assert {task.id for task in kept} == {task.id for task in everything if task.fits(8)}
     assert len(kept) == 21 and all(task.has_solutions for task in kept)
-    bad = subprocess.run([sys.executable, "-m", "arc_trm.datasets", "arc-agi-1/evaluation", "--canvas", "0",
+    bad = subprocess.run([sys.executable, "-m", "arc_trm.splits", "arc-agi-1/evaluation", "--canvas", "0",
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--canvas" in bad.stderr
     assert not (tmp_path / "bad").exists()

@@ -128,7 +128,7 @@ OUTPUT_ON_INPUT = {
     "import_reference --out the checkpoint file": (
         "arc_trm.import_reference", [f"{K}/ids.json", "--identifiers", f"{K}/ids.json", "--out", f"{K}/ids.json"],
         f"{K}/ids.json", f"{K}/ids.json"),
-    "datasets --out inside the bundled data": ("arc_trm.datasets", ["arc-agi-1/evaluation", "--out", "bundled/k"], "bundled/k", "bundled"),
+    "splits --out inside the bundled data": ("arc_trm.splits", ["arc-agi-1/evaluation", "--out", "bundled/k"], "bundled/k", "bundled"),
     "train exporting over the model it fine-tunes": (
         "arc_trm.train", [f"run.dir={RUN}", f"train.init_from={M}", "run.tracker=none"], M, M),
     "train run.dir= the run of train.init_from": ("arc_trm.train", [f"run.dir={RUN}", f"train.init_from={RUN}"], RUN, RUN),
@@ -145,7 +145,7 @@ def test_no_output_lands_on_an_input(tmp_path, monkeypatch, capsys, case):
     model_folders(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bundled").mkdir()  # stands for the installed data, which no test may risk writing to
-    monkeypatch.setattr("arc_trm.datasets.bundled_data_folder", lambda: tmp_path / "bundled")
+    monkeypatch.setattr("arc_trm.splits.bundled_data_folder", lambda: tmp_path / "bundled")
     module, argv, output, source = OUTPUT_ON_INPUT[case]
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     with pytest.raises(SystemExit) as exit_info:
@@ -202,7 +202,7 @@ def test_generator_options_are_named_one_by_one(tmp_path, capsys, module, argv, 
 
 
 def test_a_task_file_without_test_pairs_is_named_as_a_task_file(tmp_path):
-    from arc_trm.datasets import resolve
+    from arc_trm.splits import resolve
 
     path = tmp_path / "task.json"
     path.write_text('{"train": [{"input": [[1]], "output": [[2]]}]}')
@@ -212,7 +212,7 @@ def test_a_task_file_without_test_pairs_is_named_as_a_task_file(tmp_path):
 
 
 def test_solutions_with_a_split_name_are_refused(tmp_path):
-    from arc_trm.datasets import resolve
+    from arc_trm.splits import resolve
 
     with pytest.raises(DataError, match="goes with a challenges file"):
         resolve("arc-agi-1/evaluation", tmp_path / "solutions.json")

@@ -24,7 +24,7 @@ from arc_trm.data.maze import (
     write_maze_csv,
 )
 from arc_trm.errors import DataError
-from evaluation.tracks import is_optimal_path
+from arc_trm.tracks.maze import is_optimal_path
 
 HEADER = "source,question,answer,rating\n"
 # 3x3, all open: S top-left, G bottom-right; 6 shortest paths of 5 cells.

@@ -162,7 +162,7 @@ def test_a_library_error_on_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
 
 
 def test_an_unwritable_submission_is_not_retried(tmp_path, monkeypatch):
-    from submissions import make
+    from arc_trm.kaggle import flow
 
     calls = []
 
@@ -170,10 +170,10 @@ def test_an_unwritable_submission_is_not_retried(tmp_path, monkeypatch):
         calls.append(args)
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "submission.json"))
 
-    monkeypatch.setattr(make, "write_submission", refused)
+    monkeypatch.setattr(flow, "write_submission", refused)
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("retried a permission error"))
     with pytest.raises(PermissionError):
-        make.write_retrying({}, tmp_path / "submission.json", [])
+        flow.write_retrying({}, tmp_path / "submission.json", [])
     assert len(calls) == 1
 
 

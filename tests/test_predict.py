@@ -23,17 +23,17 @@ import torch
 from arc_trm.augment import Augmentation
 from arc_trm.candidates import Candidate, grid_key, load_candidates, load_log_probs
 from arc_trm.checkpoint import load_model
-from arc_trm.datasets import resolve
 from arc_trm.distributed import free_port
 from arc_trm.grids import parse_task, write_kaggle_pair
 from arc_trm.inference import PuzzleIndex, Version, predict_queries, queries, run_steps
+from arc_trm.kaggle.submission import attempts_from_rankings, validate_submission
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
-from arc_trm.submission import attempts_from_rankings, validate_submission
+from arc_trm.scoring import load_submission, score_submission
+from arc_trm.splits import resolve
 from arc_trm.tokens import decode_grid
 from arc_trm.vote import pass_at_k, vote
-from evaluation.arc import load_submission, score_submission
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 NUM_AUG = 2  # augmentations besides the identity, in training and prediction

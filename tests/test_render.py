@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from arc_trm.datasets import load_split
 from arc_trm.grids import Pair, Task
 from arc_trm.render import JUDGED_RGB, PALETTE, grid_pixels, render_candidates, render_task_result
+from arc_trm.splits import load_split
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,26 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 
-from arc_trm.datasets import resolve
 from arc_trm.errors import DataError
 from arc_trm.grids import Pair, Task
-from evaluation import score as score_cli
-from evaluation.arc import (
+from arc_trm.scoring import (
     format_report,
     has_inputs,
     load_submission,
+    load_truth,
     outputs_only_tasks,
     score_submission,
     task_attempts,
 )
+from arc_trm.splits import resolve
+from arc_trm.tracks import TRACKS
+from evaluation import score as score_cli
 
 REPO = Path(__file__).resolve().parents[1]
 A = [[1, 2], [3, 4]]
@@ -273,7 +274,7 @@ def test_every_solutions_source_gives_the_same_report(shared_data, tmp_path):
         (alone, None),
     ]
     for solutions, split_name in sources:
-        tasks = score_cli.load_truth(solutions, split_name)
+        tasks = load_truth(solutions, split_name)
         assert has_inputs(tasks[0]) == (solutions != alone)
         report = score_submission(submission, tasks)
         assert report["score"] == expected["score"] == pytest.approx(50 / 400), solutions
@@ -291,19 +292,18 @@ def test_render_with_outputs_only_solutions_is_refused_before_writing(shared_dat
     assert not (tmp_path / "pics").exists() and not (tmp_path / "r.json").exists()
 
 
-def test_track_is_delegated_to_evaluation_tracks(tmp_path, monkeypatch, capsys):
+def test_track_is_delegated_to_the_tracks_scoring(tmp_path, monkeypatch, capsys):
     calls = []
-    fake = types.ModuleType("evaluation.tracks")
-    def score_track_file(predictions, solutions, track):
-        calls.append((predictions, solutions, track))
+
+    def score_file(predictions, solutions):
+        calls.append((predictions, solutions))
         return {"exact": 0.5}
 
-    fake.score_track_file = score_track_file
-    fake.format_track_report = lambda report: f"exact {report['exact']}"
-    monkeypatch.setitem(sys.modules, "evaluation.tracks", fake)
+    monkeypatch.setattr(TRACKS["maze"], "score_file", score_file)
+    monkeypatch.setattr(TRACKS["maze"], "format_report", lambda report: f"exact {report['exact']}")
     out = tmp_path / "track.json"
     assert score_cli.main(["p.csv", "--solutions", "s.csv", "--track", "maze", "--json", str(out)]) == 0
-    assert calls == [(Path("p.csv"), Path("s.csv"), "maze")]
+    assert calls == [(Path("p.csv"), Path("s.csv"))]
     assert capsys.readouterr().out.strip() == "exact 0.5"
     assert orjson.loads(out.read_bytes()) == {"exact": 0.5}
     with pytest.raises(SystemExit) as exit_info:

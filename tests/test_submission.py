@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from arc_trm.candidates import Candidate, CandidateTable
-from arc_trm.datasets import resolve
 from arc_trm.grids import Pair, Task, grid_to_list
 from arc_trm.io import read_json
-from arc_trm.submission import (
+from arc_trm.kaggle.submission import (
     attempts_from_rankings,
     fallback_guesses,
     fallback_submission,
     validate_submission,
     write_submission,
 )
+from arc_trm.scoring import score_submission
+from arc_trm.splits import resolve
 from arc_trm.vote import Ranked, pass_at_k, vote
 
 INPUT = np.array([[1, 2, 0], [0, 0, 0]], dtype=np.uint8)
@@ -151,9 +150,5 @@ def test_true_outputs_score_perfectly_on_a_real_split(tmp_path):
         for t in tasks
         for entry, pair in zip(submission[t.id], t.test, strict=True)
     )
-    if importlib.util.find_spec("evaluation.arc") is None:
-        pytest.skip("evaluation/arc.py (score_submission) is not in this tree yet; pass@1 checked only")
-    from evaluation.arc import score_submission
-
     report = score_submission(read_json(path), tasks)
     assert report["score"] == 1.0 and report["output_score"] == 1.0 and report["strict_score"] == 1.0

@@ -24,8 +24,12 @@ from arc_trm.candidates import load_candidates
 from arc_trm.distributed import ErrorOutput, Launched, run_on_processes
 from arc_trm.grids import kaggle_challenges, load_challenges, write_kaggle_pair
 from arc_trm.io import read_json
-from arc_trm.submission import fallback_submission, validate_submission
-from submissions import make, runners
+from arc_trm.kaggle import flow, runners
+from arc_trm.kaggle.clock import Clock
+from arc_trm.kaggle.provenance import Answers
+from arc_trm.kaggle.submission import fallback_submission, validate_submission
+from arc_trm.predict import PredictArgs
+from submissions import make
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -135,7 +139,7 @@ def test_embeddings_only_leaves_the_dense_weights_alone(tiny_model, files, tmp_p
 def test_work_folders_are_named_after_their_inputs(tiny_model, files, tmp_path):
     def run_dir(*extra: str) -> str:
         parsed = make.parse_args(args(tiny_model, files, tmp_path, *extra))
-        return make.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").run.dir
+        return flow.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").run.dir
 
     assert run_dir() == run_dir("--time-budget", "2h")  # the same job resumes whatever the budget
     assert len({run_dir(), run_dir("--finetune-aug", "4"), run_dir("--set", "train.lr=1e-3"), run_dir("--embeddings-only")}) == 4
@@ -160,9 +164,9 @@ def test_failed_finetuning_predicts_with_the_original_checkpoint(tiny_model, fil
         used.append(predict_args.checkpoint)
         return make_predict(predict_args, accelerator)
 
-    make_predict = make.predict_split
-    monkeypatch.setattr(make, "train", broken_train)
-    monkeypatch.setattr(make, "predict_split", spy)
+    make_predict = flow.predict_split
+    monkeypatch.setattr(flow, "train", broken_train)
+    monkeypatch.setattr(flow, "predict_split", spy)
     assert make.main(args(tiny_model, files, tmp_path, *SMALL)) == 0
     assert used and set(used) == {str(tiny_model)}
     out = capsys.readouterr().out
@@ -176,7 +180,7 @@ def test_failed_prediction_keeps_the_fallback_file(tiny_model, files, tmp_path, 
     def broken_predict(predict_args, accelerator):
         raise ValueError("decoder exploded (injected)")
 
-    monkeypatch.setattr(make, "predict_split", broken_predict)
+    monkeypatch.setattr(flow, "predict_split", broken_predict)
     assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
     assert read_json(tmp_path / "submission.json") == fallback(files)
     assert "4 prediction failed (ValueError: decoder exploded (injected))" in capsys.readouterr().out
@@ -194,8 +198,8 @@ def test_out_of_memory_retries_with_half_the_batch(tiny_model, files, tmp_path, 
             raise error
         return real(predict_args, accelerator)
 
-    real = make.predict_split
-    monkeypatch.setattr(make, "predict_split", first_call_fails)
+    real = flow.predict_split
+    monkeypatch.setattr(flow, "predict_split", first_call_fails)
     assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
     assert batches == [16, 8]
     assert "3 by the original model" in capsys.readouterr().out
@@ -209,7 +213,7 @@ def test_out_of_memory_at_batch_one_gives_up_on_the_chunk(tiny_model, files, tmp
         batches.append(predict_args.batch_size)
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(make, "predict_split", always_fails)
+    monkeypatch.setattr(flow, "predict_split", always_fails)
     assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL)) == 0
     assert batches == [16, 8, 4, 2, 1]
     assert read_json(tmp_path / "submission.json") == fallback(files)
@@ -225,8 +229,8 @@ def test_flaky_writes_are_retried(tiny_model, files, tmp_path, monkeypatch):
             raise OSError(5, "Input/output error (injected)")
         return real(submission, path, tasks)
 
-    real = make.write_submission
-    monkeypatch.setattr(make, "write_submission", flaky_write)
+    real = flow.write_submission
+    monkeypatch.setattr(flow, "write_submission", flaky_write)
     assert make.main(args(tiny_model, files, tmp_path, "--time-budget", "0")) == 0
     assert len(calls) == 2 and read_json(tmp_path / "submission.json") == fallback(files)
 
@@ -283,7 +287,7 @@ def test_a_failed_launch_reads_out_of_memory_from_its_output(monkeypatch):
     """A launch that died of an out-of-memory error is retried like one; any other failure is one line."""
     replies = iter([Launched(1, True, "ChildFailedError ...\n"), Launched(1, False, "Traceback ...\nValueError: bad\n\n")])
     monkeypatch.setattr(runners, "run_on_processes", lambda *args, **kwargs: next(replies))
-    runner, settings = make.LaunchedRunner(2, make.Clock(60.0)), make.PredictArgs(checkpoint="m", split="s", out="o")
+    runner, settings = runners.LaunchedRunner(2, Clock(60.0)), PredictArgs(checkpoint="m", split="s", out="o")
     with pytest.raises(torch.cuda.OutOfMemoryError, match="ran out of memory"):
         runner.predict(settings)
     with pytest.raises(RuntimeError, match="exited with 1: ValueError: bad"):
@@ -305,7 +309,7 @@ def test_processes_keep_the_presets_micro_batch(tiny_model, tmp_path):
     """The finetune preset accumulates 4 micro-batches of 96 on one GPU; on 4 it takes one on each."""
     def grad_accum(*extra: str) -> int:
         parsed = make.parse_args(["--checkpoint", str(tiny_model), "--challenges", "c", "--out", "o", *extra])
-        return make.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").train.grad_accum
+        return flow.finetune_config(parsed, tiny_model, tmp_path / "tasks.json", "key").train.grad_accum
 
     assert grad_accum() == 4
     assert grad_accum("--processes", "4") == 1
@@ -344,7 +348,7 @@ def test_a_rerun_killed_while_fine_tuning_keeps_the_earlier_answers(earlier, fil
         assert read_json(tmp_path / "submission.json") == first
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(make, "train", killed)
+    monkeypatch.setattr(flow, "train", killed)
     with pytest.raises(SystemExit) as exit_info:
         make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--finetune-steps", "2", *SMALL,
                        "--set", "train.global_batch=16"))
@@ -452,7 +456,7 @@ def test_a_rerun_replaces_answers_only_with_better_founded_ones(earlier, files, 
     def never(predict_args, accelerator):
         raise AssertionError("predicted, though nothing could improve")
 
-    monkeypatch.setattr(make, "predict_split", never)
+    monkeypatch.setattr(flow, "predict_split", never)
     assert make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--no-finetune", *SMALL)) == 0
     assert read_json(tmp_path / "submission.json") == second
     out = capsys.readouterr().out
@@ -473,12 +477,12 @@ def test_without_its_provenance_an_earlier_answer_is_kept(earlier, files, tmp_pa
     elif provenance == "damaged":
         record.write_text("{not json")
     else:
-        make.Answers.fallback(load_challenges(files["challenges"])).save_records(tmp_path / "submission.json")
+        Answers.fallback(load_challenges(files["challenges"])).save_records(tmp_path / "submission.json")
 
     def never(predict_args, accelerator):
         raise AssertionError("predicted over answers of unknown origin")
 
-    monkeypatch.setattr(make, "predict_split", never)
+    monkeypatch.setattr(flow, "predict_split", never)
     assert make.main(args(earlier / "model", {"challenges": earlier / "challenges.json"}, tmp_path, "--no-finetune", *SMALL)) == 0
     assert read_json(tmp_path / "submission.json") == first
     assert "predicted: 3 of unknown origin (3 kept from an earlier run)" in capsys.readouterr().out
@@ -508,7 +512,7 @@ def test_the_work_folder_is_keyed_by_content_not_by_spelling_or_time(tiny_model,
 
     def run_dir(checkpoint: str, work: str) -> str:
         parsed = make.parse_args(["--checkpoint", checkpoint, "--challenges", "c.json", "--out", "o.json", "--work", work])
-        return make.finetune_config(parsed, Path(checkpoint), Path(work) / "tasks.json", "key").run.dir
+        return flow.finetune_config(parsed, Path(checkpoint), Path(work) / "tasks.json", "key").run.dir
 
     absolute = run_dir(str(model), str(tmp_path / "work"))
     monkeypatch.chdir(tmp_path / "inside")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from arc_trm.config import load_config
 from arc_trm.distributed import free_port
 
 # small and fast: 8 + 8 ARC-AGI-1 tasks on a 10x10 canvas
@@ -316,3 +321,72 @@ def test_progress_bar_total_under_a_time_budget_is_the_budgets():
     assert steps_within(step=100, steps=1_000_000, done=100, seconds=10.0, seconds_left=50.0) == 600
     assert steps_within(step=100, steps=300, done=100, seconds=10.0, seconds_left=50.0) == 300  # train.steps first
     assert steps_within(step=100, steps=1_000, done=100, seconds=10.0, seconds_left=-5.0) == 100  # past the deadline
+
+
+def test_each_component_acts_at_its_own_steps():
+    """Metrics every run.log_every steps and at the last; checkpoints every run.checkpoint_every steps, at
+    the last and when the time budget stops the run; evaluations every run.eval_every steps before the
+    last (the run evaluates once more after its export)."""
+    from arc_trm.train import Checkpointer, Evaluator, log_step
+
+    config = load_config(["train.steps=10", "run.log_every=4", "run.checkpoint_every=3", "run.eval_every=5"])
+    steps = range(1, 11)
+    assert [step for step in steps if log_step(config, step)] == [4, 8, 10]
+    checkpointer = Checkpointer(config)
+    assert [step for step in steps if checkpointer.due(step, stopping=False)] == [3, 6, 9, 10]
+    assert checkpointer.due(7, stopping=True)
+    assert [step for step in steps if Evaluator(config, metrics=None).due(step)] == [5]
+    never = load_config(["train.steps=10", "run.eval_every=0"])
+    assert not any(Evaluator(never, metrics=None).due(step) for step in steps)
+
+
+class Votes:
+    """An Accelerator's process count and reduce, as seen by one process whose clock is the only late one."""
+
+    def __init__(self, processes: int):
+        self.num_processes, self.device, self.reductions = processes, torch.device("cpu"), 0
+
+    def reduce(self, tensor: torch.Tensor, reduction: str) -> torch.Tensor:
+        self.reductions += 1
+        return tensor
+
+
+def test_the_time_budget_stops_several_processes_only_at_log_steps():
+    """Alone, a process stops at the first step past its deadline; several processes vote (a wait for the
+    device) only at log steps, so they stop together up to run.log_every steps later."""
+    from tqdm import tqdm
+
+    from arc_trm.train import TimeBudget
+
+    config = load_config(["train.steps=100", "train.max_minutes=1", "run.log_every=4"])
+    spent = time.perf_counter() - 120  # started two minutes ago
+    bar = tqdm(total=100, disable=True)
+    alone = TimeBudget(config, Votes(1), bar, started=spent, first_step=0)
+    assert alone.spent_at(1)
+    votes = Votes(2)
+    together = TimeBudget(config, votes, bar, started=spent, first_step=0)
+    assert [step for step in range(1, 10) if together.spent_at(step)] == [4, 8] and votes.reductions == 2
+    assert not TimeBudget(config, Votes(2), bar, started=time.perf_counter(), first_step=0).spent_at(4)
+    unlimited = Votes(2)
+    no_budget = TimeBudget(load_config(["train.steps=100"]), unlimited, bar, started=spent, first_step=0)
+    assert not any(no_budget.spent_at(step) for step in range(1, 10)) and unlimited.reductions == 0
+
+
+def test_load_source_returns_the_configs_it_derives_and_changes_none():
+    """The model's vocabulary and sequence length come from the data; fine-tuning takes the model config
+    and the ARC canvas from the exported model. The config passed in stays as it was."""
+    from arc_trm.model.puzzle_embedding import PuzzleEmbedding
+    from arc_trm.model.trm import TRM
+    from arc_trm.train import load_source
+
+    config = load_config(["data.max_tasks=2", "data.num_aug=0", "data.canvas=12", "model.hidden=16", "model.heads=2"])
+    before = copy.deepcopy(config)
+    one_process = SimpleNamespace(num_processes=1, main_process_first=nullcontext)
+    source, model, data = load_source(config, one_process)
+    assert (source.seq_len, model.seq_len, model.vocab_size, model.hidden, data.canvas) == (144, 144, 12, 16, 12)
+    assert config == before
+    trained = TRM(replace(config.model, hidden=32, vocab_size=12, seq_len=100))
+    initial = (trained, PuzzleEmbedding(3, 32), {"canvas": 10})
+    source, model, data = load_source(config, one_process, initial)
+    assert (source.seq_len, data.canvas) == (100, 10) and model == trained.config
+    assert config == before

@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from arc_trm.augment import Augmentation, augmentation_table, dihedral_transform, sample_offsets
 from arc_trm.data.stream import Examples
-from arc_trm.datasets import bundled_data_folder, resolve
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.grids import MAX_SIDE, Grid, Pair, Task, grid_to_list
 from arc_trm.io import atomic_write_json, ensure_folder, read_json, refuse_output_on_input
+from arc_trm.splits import bundled_data_folder, resolve
 from arc_trm.tokens import ARC_VOCAB, COLOR_OFFSET, EOS, PAD, encode_grid, encode_grids, labels_from_tokens
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
-"""Helpers the puzzle generators share (`arc_trm.data.sudoku_generate`, `arc_trm.data.maze`): the
-CSV header of the puzzle files, generation attempts mapped over worker processes in a fixed order, and
-the seeded train/test split."""
+"""What the puzzle files and their generators share (`arc_trm.data.sudoku`, `arc_trm.data.sudoku_generate`,
+`arc_trm.data.maze`): the CSV layout of the puzzle files (header and row), generation attempts mapped over
+worker processes in a fixed order, and the seeded train/test split."""
 
 from __future__ import annotations
 
@@ -8,15 +8,34 @@ import itertools
 import multiprocessing
 import os
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 HEADER = ("source", "question", "answer", "rating")  # the Sudoku-Extreme and Maze-Hard CSV layout
+
+
+@dataclass(frozen=True)
+class Puzzle:
+    """One row of a puzzle CSV (`HEADER`); `index` = its row number in its file (0-based, header excluded)."""
+
+    question: str
+    answer: str
+    rating: int
+    source: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class SudokuPuzzle(Puzzle):
+    """A Sudoku-Extreme row: `question` uses `.` for blanks, `answer` 81 digits. Defined beside the layout
+    because both the CSV reader (`arc_trm.data.sudoku`) and the generator (`arc_trm.data.sudoku_generate`) make them."""
+
+
 T = TypeVar("T")
 R = TypeVar("R")
-P = TypeVar("P")  # a frozen dataclass with an `index` field: SudokuPuzzle or MazePuzzle
+P = TypeVar("P", bound=Puzzle)
 
 
 def in_task_order(function: Callable[[T], R], args: Iterator[T], workers: int, round_size: int) -> Iterator[R]:

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arc_trm.augment import NUM_DIHEDRAL, dihedral_transform
-from arc_trm.data.generation import HEADER, in_task_order, split
+from arc_trm.data.generation import HEADER, Puzzle, in_task_order, split
 from arc_trm.data.stream import Examples
 from arc_trm.errors import ArgumentParser, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.io import ensure_folder, read_csv_rows, write_csv
@@ -54,14 +54,8 @@ _TOKEN_OF_BYTE[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, V
 
 
 @dataclass(frozen=True)
-class MazePuzzle:
-    """One CSV row; `index` = row number in its file (0-based, header excluded)."""
-
-    question: str
-    answer: str
-    rating: int
-    source: str
-    index: int = 0
+class MazePuzzle(Puzzle):
+    """A Maze-Hard row: `question` over `# SG`, `answer` the question with `o` on the path."""
 
     @property
     def side(self) -> int:

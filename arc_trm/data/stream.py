@@ -21,12 +21,14 @@ batches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
-import torch
 
 from arc_trm.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -91,6 +93,8 @@ class TrainStream:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
+        import torch  # only training draws batches: scoring imports this module through the tracks, without torch
+
         lo, hi = self.rank * self.local_batch, (self.rank + 1) * self.local_batch
         pieces: list[Examples] = []
         filled = 0

@@ -3,7 +3,8 @@ hardness rating, an exact canonical form, and a generator of hard puzzles with a
 
 This module holds the CSV format, the tokens, the augmentation and `SudokuSource`; the solver, rating
 and canonical form live in `arc_trm.data.sudoku_solver`, the generator in `arc_trm.data.sudoku_generate`,
-and their public names are importable from here too.
+the row type `SudokuPuzzle` (which the generator makes too) in `arc_trm.data.generation`, and their public
+names are importable from here too.
 
 CSV layout (as `sapientinc/sudoku-extreme`): a header `source,question,answer,rating`, then one puzzle
 per line; `question` is 81 characters row-major with `.` (or `0`) for a blank, `answer` the 81 digits
@@ -30,14 +31,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from arc_trm.data.generation import HEADER, split
+from arc_trm.data.generation import HEADER, SudokuPuzzle, split
 from arc_trm.data.stream import Examples
 from arc_trm.data.sudoku_generate import (  # noqa: F401 (re-exported)
     DEFAULT_MIN_RATING,
@@ -67,17 +67,6 @@ SEQ_LEN = CELLS
 VOCAB_SIZE = 11
 BLANK_TOKEN = 1
 DIGIT_OFFSET = 1  # token = digit + 1, so the blank (0) is token 1
-
-
-@dataclass(frozen=True)
-class SudokuPuzzle:
-    """One CSV row: `question` uses `.` for blanks, `answer` 81 digits; `index` = row number in its file (0-based, header excluded)."""
-
-    question: str
-    answer: str
-    rating: int
-    source: str
-    index: int = 0
 
 
 # ----------------------------------------------------------------------------------- grids

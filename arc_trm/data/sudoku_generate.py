@@ -5,12 +5,12 @@ Sudoku symmetries. Its CLI is `python -m arc_trm.data.sudoku generate`."""
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from arc_trm.data.generation import in_task_order
+from arc_trm.data.generation import SudokuPuzzle, in_task_order
 from arc_trm.data.sudoku_solver import (
     _DIGIT,
     _POPCOUNT,
@@ -23,9 +23,6 @@ from arc_trm.data.sudoku_solver import (
     grid_string,
     solve,
 )
-
-if TYPE_CHECKING:
-    from arc_trm.data.sudoku import SudokuPuzzle
 
 DEFAULT_MIN_RATING = 100
 DEFAULT_PATIENCE = 300
@@ -105,8 +102,6 @@ def harden(
 
 def attempt(seed: int, task: int, min_rating: int, patience: int = DEFAULT_PATIENCE) -> SudokuPuzzle | None:
     """One generator attempt, a pure function of (seed, task): full grid, dig, harden; None if it stalled."""
-    from arc_trm.data.sudoku import SudokuPuzzle  # here: arc_trm.data.sudoku imports this module
-
     rng = np.random.default_rng([seed, 0, task])
     solution = random_full_grid(rng)
     hardened = harden(solution, dig(solution, rng), min_rating, rng, patience)

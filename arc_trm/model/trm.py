@@ -13,63 +13,100 @@ Across supervision steps (y, z) are carried, detached; the carry and halting liv
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, Iterator, Literal, NamedTuple, get_args
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from arc_trm.errors import DataError
+from arc_trm.config_fields import AT_LEAST_1, FRACTION, POSITIVE, Range, check_fields, field_types, is_of_type, ranged
+from arc_trm.errors import ConfigError, DataError, error_summary
 from arc_trm.io import atomic_write, read_json
 from arc_trm.model.layers import Block, CastedEmbedding, CastedLinear, RotaryEmbedding, trunc_normal_
 
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+ForwardDtype = Literal["bfloat16", "float16", "float32"]
+"""`model.forward_dtype` values: the names of torch's dtypes."""
+DTYPES = {name: getattr(torch, name) for name in get_args(ForwardDtype)}
 
 
 @dataclass
 class ModelConfig:
-    """TRM shape and recursion. Defaults are the reference's ARC model (6,829,058 parameters)."""
+    """TRM shape and recursion. Defaults are the reference's ARC model (6,829,058 parameters).
 
-    vocab_size: int = 12
+    Each field's rule is declared with it (a range, the values of a Literal); `check` applies them and the
+    rules between fields. Every model built (`TRM`) or read (`model_config_from`) passes it."""
+
+    vocab_size: int = ranged(12, AT_LEAST_1)
     """Token vocabulary: ARC 12 (PAD, EOS, 10 colours), Sudoku 11, Maze 6."""
-    seq_len: int = 900
+    seq_len: int = ranged(900, AT_LEAST_1)
     """Tokens per example without the puzzle prefix: canvas * canvas for ARC."""
-    hidden: int = 512
+    hidden: int = ranged(512, AT_LEAST_1)
     """Width D of every token vector (y, z, x)."""
-    heads: int = 8
+    heads: int = ranged(8, AT_LEAST_1)
     """Attention heads; hidden / heads must be even for rope."""
-    expansion: float = 4.0
+    expansion: float = ranged(4.0, POSITIVE)
     """SwiGLU expansion; the width is rounded up to a multiple of 256."""
-    layers: int = 2
+    layers: int = ranged(2, AT_LEAST_1)
     """Blocks in the one network f."""
-    T: int = 3
+    T: int = ranged(3, AT_LEAST_1)
     """Recursion cycles per supervision step (T-1 without gradient, 1 with)."""
-    n: int = 4
+    n: int = ranged(4, AT_LEAST_1)
     """z-updates per cycle (the reference README uses 4 for ARC and Maze, 6 for Sudoku)."""
-    halt_max_steps: int = 16
+    halt_max_steps: int = ranged(16, AT_LEAST_1)
     """Supervision steps N_sup: training halts by then at the latest; evaluation always runs all of them."""
-    halt_exploration_prob: float = 0.1
+    halt_exploration_prob: float = ranged(0.1, FRACTION)
     """Probability that a sample draws a minimum step count uniform in [2, halt_max_steps]."""
-    puzzle_emb_len: int = 16
+    puzzle_emb_len: int = ranged(16, AT_LEAST_1)
     """Prefix tokens (>= 1); token 0 carries the puzzle embedding, the rest are zero registers."""
-    mixer: str = "attention"
+    mixer: Literal["attention", "mlp_t"] = "attention"
     """'attention' or 'mlp_t' (SwiGLU along the sequence axis, the Sudoku model)."""
-    pos_encodings: str = "rope"
+    pos_encodings: Literal["rope", "learned", "none"] = "rope"
     """'rope', 'learned' or 'none'."""
-    rope_theta: float = 10000.0
+    rope_theta: float = ranged(10000.0, Range(1))  # below 1 a frequency above 1 per position; 1e-300 overflows to NaN
     """Rotary position base."""
-    rms_eps: float = 1e-5
+    rms_eps: float = ranged(1e-5, POSITIVE)
     """RMSNorm epsilon."""
-    forward_dtype: str = "bfloat16"
+    forward_dtype: ForwardDtype = "bfloat16"
     """Compute dtype; weights stay fp32 and are cast at use."""
 
     @property
     def total_len(self) -> int:
         return self.seq_len + self.puzzle_emb_len
+
+    def check(self) -> None:
+        """Every rule of the model config: each field's own, then heads that split the width, in even halves
+        for rope (rotary pairs). A `ConfigError` naming the key as the training config spells it (`model.`)."""
+        check_fields(self, "model.")
+        if self.hidden % self.heads:
+            raise ConfigError("model.hidden must be divisible by model.heads")
+        if self.pos_encodings == "rope" and (self.hidden // self.heads) % 2:
+            raise ConfigError("model.hidden / model.heads must be even for rope (rotary pairs)")
+
+
+def model_config_from(values: Any, source: str | Path) -> ModelConfig:
+    """The model config in config.json's `values`: every field of its type and within its rules (T 2.5,
+    heads true or heads 0 would build nonsense), else a DataError naming `source`."""
+    if not isinstance(values, dict):
+        raise DataError(f"{source}: not a model config (expected an object of fields)")
+    types = field_types(ModelConfig)
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise DataError(f"{source}: not a model config (unknown field {unknown[0]!r})")
+    for name, value in values.items():
+        if not is_of_type(value, types[name]):
+            raise DataError(f"{source}: {name} must be {types[name].__name__}, not {value!r}")
+    config = ModelConfig(**{name: float(v) if types[name] is float else v for name, v in values.items()})
+    try:
+        config.check()
+    except ConfigError as error:
+        raise DataError(f"{source}: {error}") from None
+    return config
 
 
 class StepOutput(NamedTuple):
@@ -85,9 +122,35 @@ WEIGHTS_FILE = "weights.safetensors"
 HUB_DOWNLOAD_OPTIONS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
 
 
+def check_weights_fit(config: ModelConfig, config_file: Path, weights_file: Path) -> None:
+    """Every weight's shape in `weights_file` is the one `config` builds (on the meta device: no memory)."""
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in TRM(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes past what a tensor can index (64 bits: TypeError)
+        raise DataError(f"{config_file}: no model of this size can be built ({error_summary(error)})") from None
+    with safe_open_tensors(weights_file) as stored:
+        found = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+    for name, shape in expected.items():
+        if found.get(name, shape) != shape:
+            raise DataError(f"{config_file}: does not fit {weights_file} ({name} is {found[name]} there, the config needs {shape})")
+
+
+@contextlib.contextmanager
+def safe_open_tensors(path: Path) -> Iterator[Any]:
+    """safetensors' reader of `path`'s header; a file that is not safetensors is a DataError naming it."""
+    try:
+        handle = safe_open(str(path), framework="pt")
+    except Exception as error:  # safetensors' own error type, an OSError
+        raise DataError(f"{path}: cannot load ({error_summary(error)})") from None
+    with handle as opened:
+        yield opened
+
+
 class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-agi", "tiny-recursive-model"]):
     """The dense part of TRM. The puzzle-embedding table is kept outside (see puzzle_embedding.py):
-    callers pass the batch's rows, shape (B, D).
+    callers pass the batch's rows, shape (B, D). `TRM(config)` refuses a config that breaks one of
+    `ModelConfig`'s rules (`ModelConfig.check`: a `ConfigError` naming the key).
 
     `TRM.from_pretrained(folder or hub id)` and `model.save_pretrained(folder)` (huggingface_hub's
     mixin) read and write the same pair an export holds: config.json and weights.safetensors. The
@@ -103,8 +166,6 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TRM":  # type: ignore[override]
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():  # checked before the mixin reads config.json, which it does without a word on errors
-            from arc_trm.checkpoint import check_weights_fit, model_config_from  # it imports this module
-
             for name in ("config.json", WEIGHTS_FILE):
                 if not (folder / name).is_file():
                     raise DataError(f"{folder}: not a saved TRM (no {name})")
@@ -118,8 +179,6 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
         if kwargs.get("config") is None:
             raise DataError(f"{model_id}: not a saved TRM (no config.json)")
         if isinstance(kwargs["config"], dict):  # config.json's fields (annotations are strings here)
-            from arc_trm.checkpoint import model_config_from
-
             kwargs["config"] = model_config_from(kwargs["config"], f"{model_id}/config.json")
         model = cls(**kwargs)
         if Path(model_id).is_dir():
@@ -132,10 +191,7 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.mixer not in ("attention", "mlp_t"):
-            raise ValueError(f"model.mixer must be 'attention' or 'mlp_t', not {config.mixer!r}")
-        if config.pos_encodings not in ("rope", "learned", "none"):
-            raise ValueError(f"model.pos_encodings must be rope|learned|none, not {config.pos_encodings!r}")
+        config.check()
         self.config = config
         self.dtype = DTYPES[config.forward_dtype]
         D = config.hidden
@@ -182,10 +238,16 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
             h = block(h, self.rope)
         return h
 
-    def cycle(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def cycle(
+        self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, noise: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One recursion cycle. `noise` (test-time compute, inference.py): `noise(z)` is added to z after each
+        of its n updates."""
         injection = y + x  # y is fixed during the n z-updates: add it to x once per cycle
         for _ in range(self.config.n):
             z = self.f(z, injection)
+            if noise is not None:
+                z = z + noise(z)
         y = self.f(y, z)
         return y, z
 
@@ -195,14 +257,18 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
         z = self.z_init.to(self.dtype).expand(shape)
         return y.to(device) if device is not None else y, z.to(device) if device is not None else z
 
-    def forward(self, y: torch.Tensor, z: torch.Tensor, inputs: torch.Tensor, puzzle_emb: torch.Tensor | None) -> StepOutput:
-        """One supervision step from the carried (y, z); gradients flow through the last cycle only."""
+    def forward(
+        self, y: torch.Tensor, z: torch.Tensor, inputs: torch.Tensor, puzzle_emb: torch.Tensor | None,
+        noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> StepOutput:
+        """One supervision step from the carried (y, z); gradients flow through the last cycle only.
+        `noise` perturbs every latent update (`cycle`); None, the default and training's case, adds nothing."""
         x = self.embed_input(inputs, puzzle_emb)
         y, z = y.to(self.dtype), z.to(self.dtype)
         with torch.no_grad():
             for _ in range(self.config.T - 1):
-                y, z = self.cycle(y, z, x)
-        y, z = self.cycle(y, z, x)
+                y, z = self.cycle(y, z, x, noise)
+        y, z = self.cycle(y, z, x, noise)
         logits = self.lm_head(y)[:, self.config.puzzle_emb_len :]
         q = self.q_head(y[:, 0]).float()
         return StepOutput(y.detach(), z.detach(), logits, q[:, 0], q[:, 1])

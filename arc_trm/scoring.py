@@ -1,6 +1,7 @@
-"""ARC scoring of a Kaggle `submission.json`, counted the way ARC Prize and Kaggle count.
+"""ARC scoring of a Kaggle `submission.json`, counted the way ARC Prize and Kaggle count: the library
+behind `python -m evaluation.score` (its ARC track) and the reports of `arc_trm.predict`.
 
-    from evaluation.arc import load_submission, score_submission, format_report
+    from arc_trm.scoring import load_submission, score_submission, format_report
     report = score_submission(load_submission("submission.json"), tasks)
     print(format_report(report))
 
@@ -18,18 +19,24 @@ A submission maps task id -> list (one entry per test input, in order) of
   is wrong, with a warning; a malformed *file* (not an object, a task value not a list, an entry
   not an object) is a `DataError`;
 - tasks in the submission but not in the solutions are ignored and listed in `extra`.
+
+The truth is a named split or a path (`load_truth`): a folder of task files, one task file, a Kaggle
+challenges file (its `*_solutions.json` beside it is picked up) or a Kaggle solutions file (its
+`*_challenges.json` beside it is picked up; without one the outputs are scored but cannot be drawn).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from arc_trm.errors import DataError
-from arc_trm.grids import Grid, Pair, Task, grid_problem
-from arc_trm.io import read_json
+from arc_trm.errors import DataError, UserError
+from arc_trm.grids import Grid, Pair, Task, grid_problem, load_challenges, load_solutions, load_tasks, solutions_beside
+from arc_trm.io import atomic_write_json, read_json
+from arc_trm.splits import resolve, split_inputs
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
 # Stands in for a test input that a solutions file alone does not give (see `outputs_only_tasks`).
@@ -216,3 +223,84 @@ def format_report(report: dict) -> str:
         if len(report["warnings"]) > MAX_WARNINGS_SHOWN:
             lines.append(f"  ... (+{len(report['warnings']) - MAX_WARNINGS_SHOWN} more in the --json report)")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- files, pictures, the command
+
+
+def _challenges_beside(solutions: Path) -> Path | None:
+    if not solutions.name.endswith("_solutions.json"):
+        return None
+    candidate = solutions.with_name(solutions.name.replace("_solutions.json", "_challenges.json"))
+    return candidate if candidate.exists() else None
+
+
+def _is_solutions_map(obj: object) -> bool:
+    """Kaggle solutions (id -> list of grids), as opposed to a task file or a challenges file (id -> task)."""
+    return (isinstance(obj, dict) and not {"train", "test"} <= obj.keys()
+            and not any(isinstance(value, dict) for value in obj.values()))
+
+
+def load_truth(solutions: Path | None, split: str | None) -> list[Task]:
+    """The tasks, with test outputs, that a submission is scored against (see the module docstring)."""
+    if split is not None:
+        return resolve(split)
+    if not solutions.exists():
+        raise DataError(f"{solutions}: no such file or folder")
+    if solutions.is_dir():
+        return load_tasks(solutions)
+    challenges = _challenges_beside(solutions)
+    if challenges is not None:
+        return load_challenges(challenges, solutions)
+    if _is_solutions_map(read_json(solutions)):
+        return outputs_only_tasks(load_solutions(solutions))
+    return load_tasks(solutions)
+
+
+def truth_inputs(solutions: Path | None, split: str | None) -> dict[str, Path | None]:
+    """Every file `load_truth` reads, with the Kaggle file found beside the one given."""
+    if split is not None:
+        return split_inputs(split)
+    return {
+        "the solutions": solutions,
+        "the challenges file beside the solutions": _challenges_beside(solutions),
+        "the solutions file beside the challenges": solutions_beside(solutions) if solutions.is_file() else None,
+    }
+
+
+def _file_name(task_id: str) -> str:
+    """A task id made safe as a file name (ids from a challenges file are arbitrary strings)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", task_id) + ".png"
+
+
+def render_unsolved(report: dict, submission: dict, tasks: list[Task], folder: Path) -> int:
+    """One PNG per task not fully solved; returns how many were written."""
+    from arc_trm.render import render_task_result  # matplotlib is slow to import: only when drawing
+
+    unsolved = [task for task in tasks if report["tasks"][task.id]["score"] < 1.0]
+    for task in unsolved:
+        render_task_result(task, task_attempts(submission, task), folder / _file_name(task.id))
+    return len(unsolved)
+
+
+def score_files(
+    submission_path: Path, solutions: Path | None, split: str | None, json: Path | None = None, render: Path | None = None,
+) -> str:
+    """Score a `submission.json` against the truth (`solutions` or `split`), write the full report to
+    `json` and one PNG per task not fully solved under `render` when given; return the table to print."""
+    tasks = load_truth(solutions, split)
+    submission = load_submission(submission_path)
+    if render is not None and not all(has_inputs(task) for task in tasks):
+        raise UserError(
+            f"--render needs the task inputs, which the solutions file {solutions} alone does not hold; "
+            "pass the challenges file (with *_solutions.json beside it) or a task folder"
+        )
+    truth = f"split {split}" if split is not None else str(solutions)
+    report = score_submission(submission, tasks, truth)
+    text = format_report(report)
+    if render is not None:
+        drawn = render_unsolved(report, submission, tasks, render)
+        text += f"\npictures      {drawn} written to {render}"
+    if json is not None:
+        atomic_write_json(json, report, indent=True)
+    return text

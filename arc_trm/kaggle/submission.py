@@ -34,6 +34,10 @@ from arc_trm.io import atomic_write_json
 from arc_trm.vote import Ranked, Rankings
 
 Fallback = Callable[[Task, int], Sequence[Grid]]
+Entry = dict[str, list[list[int]]]
+"""One test input's answer: `{"attempt_1": grid, "attempt_2": grid}`."""
+Submission = dict[str, list[Entry]]
+"""Task id -> its entries, one per test input in order."""
 ATTEMPTS = ("attempt_1", "attempt_2")
 # Always distinct from each other, so a second attempt exists even when every guess coincides.
 LAST_RESORT = (np.zeros((1, 1), dtype=np.uint8), np.ones((1, 1), dtype=np.uint8))
@@ -52,7 +56,7 @@ def fallback_guesses(task: Task, test_index: int) -> list[Grid]:
     return [test_input, np.full(shape, int(np.argmax(counts)), dtype=np.uint8)]
 
 
-def two_attempts(ranked: Iterable[Ranked], guesses: Iterable[Grid]) -> dict[str, list[list[int]]]:
+def two_attempts(ranked: Iterable[Ranked], guesses: Iterable[Grid]) -> Entry:
     """`{"attempt_1", "attempt_2"}`: the first two distinct valid grids of ranked, guesses, LAST_RESORT."""
     chosen: dict[bytes, list[list[int]]] = {}
     for grid in chain((r.grid for r in ranked), guesses, LAST_RESORT):
@@ -64,9 +68,7 @@ def two_attempts(ranked: Iterable[Ranked], guesses: Iterable[Grid]) -> dict[str,
     return dict(zip(ATTEMPTS, chosen.values()))
 
 
-def attempts_from_rankings(
-    rankings: Rankings, tasks: Sequence[Task], fallback: Fallback = fallback_guesses
-) -> dict[str, list[dict[str, list[list[int]]]]]:
+def attempts_from_rankings(rankings: Rankings, tasks: Sequence[Task], fallback: Fallback = fallback_guesses) -> Submission:
     """The submission entries of `tasks`: every task, every test input in order, two distinct attempts.
 
     A test input missing from `rankings` (or with one ranked grid) is completed by `fallback(task, i)`.
@@ -77,7 +79,7 @@ def attempts_from_rankings(
     }
 
 
-def fallback_submission(tasks: Sequence[Task]) -> dict[str, list[dict[str, list[list[int]]]]]:
+def fallback_submission(tasks: Sequence[Task]) -> Submission:
     """Every task answered by the fallback: the always-valid start that predictions overwrite."""
     return attempts_from_rankings({}, tasks)
 

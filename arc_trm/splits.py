@@ -7,7 +7,7 @@ task files, one task file, or a Kaggle `*_challenges.json` (solutions beside it 
 
 A named split as a Kaggle pair, for the commands that take a challenges file (`submissions.make`):
 
-    python -m arc_trm.datasets arc-agi-1/evaluation --out kaggle
+    python -m arc_trm.splits arc-agi-1/evaluation --out kaggle
     # kaggle/arc-agi-1_evaluation_challenges.json and kaggle/arc-agi-1_evaluation_solutions.json
 
 `--canvas N` keeps only the tasks whose grids all fit an N x N board (the CPU rungs' rule), named
@@ -83,7 +83,7 @@ def split_inputs(source: str | os.PathLike, solutions: str | os.PathLike | None 
 
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m arc_trm.datasets",
+    parser = ArgumentParser(prog="python -m arc_trm.splits",
                             description="Write a bundled ARC split as a Kaggle challenges + solutions pair.")
     parser.add_argument("split", choices=list(SPLITS), help="the bundled split to write")
     parser.add_argument("--out", required=True, type=nonempty_path, help="folder for the two files")

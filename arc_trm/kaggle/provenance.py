@@ -1,4 +1,5 @@
-"""What each answer in `submissions.make`'s --out rests on, so that a re-run only ever improves the file.
+"""What each answer in the Kaggle flow's --out rests on (`python -m submissions.make`), so that a re-run
+only ever improves the file.
 
 Beside OUT lies OUT.provenance.json (written atomically after OUT):
 
@@ -30,12 +31,9 @@ import orjson
 from arc_trm.errors import DataError
 from arc_trm.grids import Task, kaggle_challenges
 from arc_trm.io import atomic_write_json, read_json
-from arc_trm.submission import fallback_submission, validate_submission
+from arc_trm.kaggle.submission import Entry, Submission, fallback_submission, validate_submission
 
-log = logging.getLogger("submissions.make")
-
-Entry = dict[str, list[list[int]]]
-Submission = dict[str, list[Entry]]
+log = logging.getLogger("submissions.make")  # the command's logger: these lines are the command's
 
 FORMAT = 1
 RANK = {"fallback": 0, "predicted": 1, "unknown": 1, "finetuned": 2}

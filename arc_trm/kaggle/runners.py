@@ -1,6 +1,6 @@
-"""Where `submissions.make` fine-tunes and predicts: in this process on one GPU (`InProcessRunner`) or
-under `accelerate launch` on N processes (`LaunchedRunner`), and prediction retried with half the
-batch after each out-of-memory error (`predict_halving_batch`)."""
+"""Where the Kaggle flow (`python -m submissions.make`) fine-tunes and predicts: in this process on one
+GPU (`InProcessRunner`) or under `accelerate launch` on N processes (`LaunchedRunner`), and prediction
+retried with half the batch after each out-of-memory error (`predict_halving_batch`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gc
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -16,11 +16,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from arc_trm.config import Config, field_types, save_config_file
 from arc_trm.distributed import make_accelerator, run_on_processes
+from arc_trm.kaggle.clock import Clock
 from arc_trm.predict import PredictArgs, predict_split
 from arc_trm.train import train
-
-if TYPE_CHECKING:
-    from submissions.make import Clock
 
 log = logging.getLogger("submissions.make")  # the command's logger: these lines are the command's
 
