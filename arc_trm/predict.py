@@ -32,7 +32,17 @@ from arc_trm.config import describe_fields, field_types, key_value_pairs, parse_
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
 from arc_trm.grids import Task
-from arc_trm.inference import PuzzleIndex, count_queries, predict_puzzles, predict_queries, queries
+from arc_trm.inference import (
+    ForwardPasses,
+    PuzzleIndex,
+    TestTimeCompute,
+    count_queries,
+    forward_passes,
+    predict_puzzles,
+    predict_queries,
+    queries,
+    recursions_per_pass,
+)
 from arc_trm.io import atomic_write_json, read_json, refuse_output_on_input
 from arc_trm.kaggle.submission import attempts_from_rankings, write_submission
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
@@ -57,10 +67,20 @@ class PredictArgs:
     batch_size: int = 256
     """Queries (test input x augmentation) per forward batch."""
     steps: int = 0
-    """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets; at most 1024)."""
+    """Supervision steps to run (0 = the model's halt_max_steps, 16 for the real presets; at most 1024). More
+    than the trained number continues the recursion; every step's candidates are kept."""
+    trajectories: int = 1
+    """Runs of each query: trajectory 0 is the deterministic run, 1.. add latent noise (PTRM); > 1 needs noise > 0.
+    Each trajectory's candidates vote like another augmentation's (policy=q_select picks by the halting head)."""
+    noise: float = 0.0
+    """Scale of the N(0, 1) noise added to the latent z after each update of trajectories 1..; needs trajectories >= 2."""
+    noise_seed: int = 0
+    """Seed of the trajectories' noise (hashed with each query and trajectory: the same in any batch)."""
+    early_exit: bool = False
+    """Stop a batch once every query has halted (q_halt > 0 at some step); the steps run keep their candidates."""
     policy: str = DEFAULT_POLICY
     """Voting policy for submission.json: halt_weighted (the measured best with every augmentation and step,
-    docs/benchmarks.md#accuracy-on-a-cpu), reference, first_halt, poe."""
+    docs/benchmarks.md#accuracy-on-a-cpu), reference, first_halt, poe, q_select (the trajectory the halting head trusts most)."""
     poe_top_n: int = 0
     """Score each test input's top-N candidates under every augmentation (needed by policy=poe)."""
     tasks_per_part: int = 8
@@ -68,6 +88,9 @@ class PredictArgs:
     compile: bool = False
     """torch.compile the model (GPUs; the numbers stay those of the eager model)."""
 
+
+TEST_TIME_COMPUTE = ("trajectories", "noise", "noise_seed", "early_exit")
+"""PredictArgs fields that change the candidates beyond one deterministic run (`TestTimeCompute`)."""
 
 MAX_STEPS = 1024
 """Far past any trained halt_max_steps (16): a larger steps= is a typo that would run for days."""
@@ -109,9 +132,22 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    compute_of(args)  # a bad combination is one line before any work
     if args.policy == "poe" and args.poe_top_n == 0:
         args.poe_top_n = 10
     return args
+
+
+def compute_of(args: PredictArgs) -> TestTimeCompute:
+    return TestTimeCompute(trajectories=args.trajectories, noise=args.noise, noise_seed=args.noise_seed,
+                           early_exit=args.early_exit)
+
+
+def report_cost(ran: int, planned: int, model: TRM) -> str:
+    """One line: forward passes this run made, of what the whole prediction plans (early exit and parts
+    reused from an earlier run make fewer), and the network applications in each."""
+    return (f"forward passes: {ran:,} run of {planned:,} planned "
+            f"(each applies the network {recursions_per_pass(model.config)} times)")
 
 
 def check_parts_settings(out: Path, args: PredictArgs, tasks: Sequence[Task]) -> None:
@@ -119,6 +155,8 @@ def check_parts_settings(out: Path, args: PredictArgs, tasks: Sequence[Task]) ->
     model is its files' hash: a model exported again to the same folder is another model; the tasks are
     their ids' and test inputs' hash: a task file or folder changed under the same path is other tasks."""
     settings = {key: getattr(args, key) for key in ("checkpoint", "split", "num_aug", "steps", "poe_top_n", "tasks_per_part")}
+    # test-time compute is recorded only when not the default, so parts made before these options stay valid
+    settings |= {key: getattr(args, key) for key in TEST_TIME_COMPUTE if getattr(args, key) != getattr(PredictArgs(), key)}
     settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     settings["model"] = model_hash(model_dir_of(args.checkpoint))
     settings["tasks"] = tasks_hash(tasks)
@@ -127,7 +165,7 @@ def check_parts_settings(out: Path, args: PredictArgs, tasks: Sequence[Task]) ->
         saved = read_json(path)
         if not isinstance(saved, dict):
             raise ConfigError(f"{path}: not a settings object; delete {out / 'parts'} to predict afresh")
-        changed = sorted(key for key in settings if saved.get(key) != settings[key])
+        changed = sorted(key for key in settings.keys() | saved.keys() & set(TEST_TIME_COMPUTE) if saved.get(key) != settings.get(key))
         if changed:
             raise ConfigError(
                 f"{out / 'parts'} holds predictions made with other {', '.join(changed)}; use another out= or delete that folder"
@@ -190,7 +228,10 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     steps = args.steps or model.config.halt_max_steps
     parts = [[t for t in tasks[i : i + args.tasks_per_part] if t.id not in skip] for i in range(0, len(tasks), args.tasks_per_part)]
     # a compiled model sees one batch shape in the whole run: every batch padded to the largest part's
-    pad_to = min(args.batch_size, max(count_queries(part, index, args.num_aug) for part in parts)) if args.compile else 0
+    compute = compute_of(args)
+    # rows, not queries: each query runs once per trajectory
+    pad_to = min(args.batch_size, compute.trajectories * max(count_queries(part, index, args.num_aug) for part in parts)) if args.compile else 0
+    spent = ForwardPasses()
     checkpoint = str(Path(args.checkpoint).resolve())
     if accelerator.is_main_process:
         check_parts_settings(out, args, tasks)
@@ -203,14 +244,17 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
         items = list(queries(parts[i], index, args.num_aug))
         candidates, log_probs = predict_queries(
             model, table, items, args.batch_size, steps, accelerator.device, checkpoint, args.poe_top_n,
-            pad_to=pad_to,
+            pad_to=pad_to, compute=compute, spent=spent,
         )
         if args.poe_top_n:
             save_log_probs(log_probs, out / "parts" / f"log_probs_{i:05d}.parquet")
         save_candidates(CandidateTable.from_candidates(candidates), path)
     accelerator.wait_for_everyone()
+    ran = sum(gather_object([spent.count]))
     if accelerator.is_main_process:
         finish(args, tasks, out, len(parts))
+        planned = forward_passes(sum(count_queries(part, index, args.num_aug) for part in parts), steps, compute)
+        print(report_cost(ran, planned, model))
     accelerator.wait_for_everyone()
     return out
 
@@ -221,11 +265,13 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
     if args.split in SPLITS or args.split.endswith(".json"):
         raise ConfigError(f"checkpoint={args.checkpoint}: a {track.name} model; split= must be a {track.name} test.csv or its folder")
     test_source = track.load_test(args.split, model.config.seq_len)
-    steps = args.steps or model.config.halt_max_steps
+    steps, compute, spent = args.steps or model.config.halt_max_steps, compute_of(args), ForwardPasses()
     indices, predicted, _ = predict_puzzles(
-        model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes
+        model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes,
+        compute=compute, spent=spent,
     )
     rows = gather_object(list(zip(indices.tolist(), (track.decode(t) for t in predicted))))
+    ran = sum(gather_object([spent.count]))
     out = Path(args.out)
     if accelerator.is_main_process:
         track.write_predictions(out / "predictions.csv", sorted(rows))
@@ -233,6 +279,7 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
         atomic_write_json(out / "report.json", report, indent=True)
         print(f"wrote {out / 'predictions.csv'} ({len(rows)} puzzles)")
         print(track.format_report(report))
+        print(report_cost(ran, forward_passes(len(rows), steps, compute), model))
     accelerator.wait_for_everyone()
     return out
 

@@ -47,10 +47,12 @@ from pathlib import Path
 from typing import Sequence
 
 from arc_trm.errors import ArgumentParser, ConfigError, exit_on_user_error, nonempty_path
+from arc_trm.inference import TestTimeCompute
 from arc_trm.io import refuse_output_on_input
 from arc_trm.kaggle.clock import Clock
 from arc_trm.kaggle.flow import SET_BY_MAKE, Options, make_submission
 from arc_trm.kaggle.provenance import provenance_path
+from arc_trm.predict import MAX_STEPS
 from arc_trm.vote import POLICIES
 
 log = logging.getLogger("submissions.make")
@@ -90,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"voting policy (default {Options.policy}, the measured best with every augmentation and step)")
     parser.add_argument("--processes", type=int, default=Options.processes,
                         help="processes (GPUs) for fine-tuning and prediction, each phase under accelerate launch when > 1 (default 1)")
+    parser.add_argument("--steps", type=int, default=Options.steps,
+                        help="supervision steps at prediction (default: the model's halt_max_steps; more continues the recursion)")
+    parser.add_argument("--trajectories", type=int, default=Options.trajectories,
+                        help="runs of each query: trajectory 0 is the deterministic run, 1.. add latent noise (PTRM); "
+                        "> 1 needs --noise (default 1)")
+    parser.add_argument("--noise", type=float, default=Options.noise,
+                        help="scale of the N(0, 1) noise added to the latent z after each update of trajectories 1.. (default 0)")
+    parser.add_argument("--noise-seed", type=int, default=Options.noise_seed, help="seed of the trajectories' noise (default 0)")
+    parser.add_argument("--early-exit", action="store_true",
+                        help="stop a prediction batch once every query has halted (its steps run keep their candidates)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="fine-tuning config override, repeatable (e.g. --set train.global_batch=96)")
     return parser
@@ -102,6 +114,10 @@ def parse_args(argv: Sequence[str]) -> Options:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
     if args.batch_size < 1 or args.finetune_steps < 0 or args.processes < 1:
         raise ConfigError("--batch-size and --processes must be >= 1 and --finetune-steps >= 0")
+    if not 0 <= args.steps <= MAX_STEPS:
+        raise ConfigError(f"--steps {args.steps}: must be from 0 (the model's halt_max_steps) to {MAX_STEPS}")
+    TestTimeCompute(trajectories=args.trajectories, noise=args.noise, noise_seed=args.noise_seed,
+                    early_exit=args.early_exit)  # --trajectories / --noise mistakes: one line before any work
     if args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a folder; name the submission file to write")
     inputs = {"the checkpoint": args.checkpoint, "the challenges file": args.challenges}

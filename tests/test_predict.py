@@ -378,6 +378,33 @@ def test_parts_made_with_other_settings_are_refused(model_dir, challenges, tmp_p
     assert result.returncode == 2 and "num_aug" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_trajectories_add_noisy_runs_beside_the_deterministic_one(model_dir, challenges, predicted, tmp_path):
+    """trajectories=3 noise=0.5: trajectory 0 is exactly the plain prediction, 1 and 2 are noisy runs of
+    every query; the cost line counts them; other noise on the same out= is refused as other settings."""
+    out = tmp_path / "noisy"
+    result = run("arc_trm.predict", *predict_args(model_dir, challenges, out, "trajectories=3", "noise=0.5", "early_exit=false"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    candidates = list(load_candidates(out / "candidates.parquet").to_candidates())
+    plain = rows(load_candidates(predicted / "candidates.parquet"))
+    by_trajectory = {t: [c for c in candidates if c.trajectory == t] for t in (0, 1, 2)}
+    assert [len(found) for found in by_trajectory.values()] == [len(plain)] * 3
+    deterministic = [(c.task_id, c.test_index, c.augmentation, c.step, None if c.grid is None else grid_key(c.grid)) for c in by_trajectory[0]]
+    assert sorted(deterministic, key=str) == sorted([r[:4] + r[5:6] for r in plain], key=str)
+    assert [c.q_halt for c in by_trajectory[1]] != [c.q_halt for c in by_trajectory[0]]
+    planned = len(plain) * 3
+    assert f"forward passes: {planned:,} run of {planned:,} planned" in result.stdout
+
+    again = run("arc_trm.predict", *predict_args(model_dir, challenges, out, "trajectories=3", "noise=0.25"))
+    assert again.returncode == 2 and "noise" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("extra", [["trajectories=2"], ["noise=0.1"], ["trajectories=0", "noise=0.1"]])
+def test_test_time_compute_mistakes_are_one_line(model_dir, challenges, tmp_path, extra):
+    result = run("arc_trm.predict", *predict_args(model_dir, challenges, tmp_path / "out", *extra))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_compiled_prediction_gives_the_eager_candidates(model_dir, challenges, predicted, tmp_path):
     """`compile=true` (torch.compile of the whole model, the GPU path) predicts the same grids and votes;

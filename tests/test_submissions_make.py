@@ -28,7 +28,7 @@ from arc_trm.kaggle import flow, runners
 from arc_trm.kaggle.clock import Clock
 from arc_trm.kaggle.provenance import Answers
 from arc_trm.kaggle.submission import fallback_submission, validate_submission
-from arc_trm.predict import PredictArgs
+from arc_trm.predict import PredictArgs, predict_split
 from submissions import make
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +176,26 @@ def test_failed_finetuning_predicts_with_the_original_checkpoint(tiny_model, fil
     assert any(submission[t] != fallback(files)[t] for t in files["fitting"])  # predictions replaced fallbacks
 
 
+def test_test_time_compute_reaches_prediction(tiny_model, files, tmp_path, monkeypatch):
+    """--steps / --trajectories / --noise / --early-exit are what prediction runs with, and they name the
+    prediction folder (a re-run with other settings never reuses parts made with these)."""
+    seen = []
+
+    def recording_predict(predict_args, accelerator):
+        seen.append(predict_args)
+        return predict_split(predict_args, accelerator)
+
+    monkeypatch.setattr(flow, "predict_split", recording_predict)
+    extra = ["--steps", "3", "--trajectories", "2", "--noise", "0.3", "--noise-seed", "7", "--early-exit"]
+    assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL, *extra)) == 0
+    assert seen and all((a.steps, a.trajectories, a.noise, a.noise_seed, a.early_exit) == (3, 2, 0.3, 7, True) for a in seen)
+    candidates = list(load_candidates(next(Path(seen[0].out).parent.rglob("candidates.parquet"))).to_candidates())
+    assert {c.trajectory for c in candidates} == {0, 1}
+    plain_work = tmp_path / "plain"
+    assert make.main(args(tiny_model, files, tmp_path, "--no-finetune", *SMALL, "--work", str(plain_work), "--fresh")) == 0
+    assert {p.name for p in plain_work.glob("predict-*")}.isdisjoint(p.name for p in (tmp_path / "work").glob("predict-*"))
+
+
 def test_failed_prediction_keeps_the_fallback_file(tiny_model, files, tmp_path, monkeypatch, capsys):
     def broken_predict(predict_args, accelerator):
         raise ValueError("decoder exploded (injected)")
@@ -259,7 +279,8 @@ def test_bad_challenges_exit_2_and_write_nothing(tiny_model, tmp_path, capsys, c
     assert not (tmp_path / "submission.json").exists()
 
 
-@pytest.mark.parametrize("extra", [["--checkpoint", "/nonexistent/model"], ["--set", "train.no_such_key=1"], ["--time-budget", "soon"]])
+@pytest.mark.parametrize("extra", [["--checkpoint", "/nonexistent/model"], ["--set", "train.no_such_key=1"], ["--time-budget", "soon"],
+                                   ["--trajectories", "4"], ["--noise", "0.1"], ["--steps", "5000"]])
 def test_bad_options_exit_2_and_write_nothing(tiny_model, files, tmp_path, capsys, extra):
     with pytest.raises(SystemExit) as exit_info:
         make.main(args(tiny_model, files, tmp_path) + extra)

@@ -40,7 +40,7 @@ from arc_trm.kaggle.clock import Clock
 from arc_trm.kaggle.provenance import Answers
 from arc_trm.kaggle.runners import InProcessRunner, LaunchedRunner, Runner, free_memory, predict_halving_batch
 from arc_trm.kaggle.submission import Submission, write_submission
-from arc_trm.predict import PredictArgs, predict_split
+from arc_trm.predict import TEST_TIME_COMPUTE, PredictArgs, predict_split
 from arc_trm.tracks import TRACKS
 from arc_trm.tracks.arc import ARC
 from arc_trm.train import train
@@ -100,6 +100,16 @@ class Options:
     """Voting policy."""
     processes: int = 1
     """Processes (GPUs) for fine-tuning and prediction, each phase under `accelerate launch` when > 1."""
+    steps: int = 0
+    """Supervision steps at prediction (0: the model's halt_max_steps; more continues the recursion)."""
+    trajectories: int = 1
+    """Runs of each query: 0 is the deterministic one, 1.. add latent noise (PTRM)."""
+    noise: float = 0.0
+    """Scale of the latent noise of trajectories 1.."""
+    noise_seed: int = 0
+    """Seed of the trajectories' noise."""
+    early_exit: bool = False
+    """Stop a prediction batch once every query has halted."""
     overrides: list[str] = field(default_factory=list)
     """Fine-tuning config overrides (KEY=VALUE), none of `SET_BY_MAKE`."""
 
@@ -111,6 +121,11 @@ def known_tasks(model: Path) -> set[str]:
     """Tasks the model has puzzle ids for; any other task is predicted with the blank id (near 0%)."""
     info = read_json(model / "data.json")
     return set(info.get("versions") or info.get("task_ids") or ())
+
+
+def test_time_compute(options: Options) -> dict[str, Any]:
+    """The prediction settings beyond augmentations and policy, as `PredictArgs` names them."""
+    return {key: getattr(options, key) for key in ("steps", *TEST_TIME_COMPUTE)}
 
 
 def fingerprint(*parts: Any) -> str:
@@ -377,9 +392,11 @@ def predict(
     identity = model_identity(model)
     settings = PredictArgs(
         checkpoint=str(model), split="", out="", num_aug=options.predict_aug, policy=options.policy,
-        poe_top_n=10 if options.policy == "poe" else 0,
+        poe_top_n=10 if options.policy == "poe" else 0, **test_time_compute(options),
     )
-    folder = options.work / f"predict-{fingerprint(tasks_key, identity, options.predict_aug, options.policy)}"
+    # test-time compute names the folder only when not the default, so earlier work folders stay valid
+    compute = {key: value for key, value in test_time_compute(options).items() if value != getattr(PredictArgs(), key)}
+    folder = options.work / f"predict-{fingerprint(tasks_key, identity, options.predict_aug, options.policy, *([compute] if compute else []))}"
     batch, slowest = options.batch_size, 0.0
     # chunks over all tasks, so that a chunk's folder always holds the same tasks
     chunks = [tasks[i : i + CHUNK_TASKS] for i in range(0, len(tasks), CHUNK_TASKS)]
