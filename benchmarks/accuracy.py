@@ -56,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 import ladder  # noqa: E402
-from common import REPO, RESULTS, command_line, cpu_model, entry, measure_peak, record  # noqa: E402
+from common import REPO, RESULTS, cpu_model, finish_fraction_axes, measure_peak, publish_entry, save_figure  # noqa: E402
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
 
@@ -579,24 +579,8 @@ def learning_curve(runs: list[SeedRun], global_batch: int, path: Path, curves: t
                 axis.plot(*zip(*points), color=color, linewidth=1, marker=None if key.startswith("train") else "o",
                           markersize=3, alpha=0.8, label=name if label else None)
     axis.set_xlabel("example-steps (optimizer steps x global batch)")
-    axis.set_ylabel("fraction")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper left", fontsize=8)
-    axis.set_title(f"{path.parent.name}: {len(runs)} seed(s)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(path)
-
-
-def publish(args: argparse.Namespace, argv: list[str], device: str, figures: str, body: list[str]) -> None:
-    text = entry(__file__, device, command_line(__file__, argv), figures, body)
-    print(text)
-    if not args.no_record:
-        record(text, Path(args.results))
+    finish_fraction_axes(axis, "fraction", f"{path.parent.name}: {len(runs)} seed(s)")
+    save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -648,7 +632,7 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
     ]
     device, rate = machine(runs, before)
     body.insert(len(budget_lines(rung, runs)), limit_line(runs[0].run_dir, rate, runs))
-    publish(args, argv, device, "held-out pass@2 of each group under the ladder's protocol "
+    publish_entry(__file__, args, argv, device, "held-out pass@2 of each group under the ladder's protocol "
             "(validation-chosen setting on the test half, default vote), per seed and per cell", body)
     return 0
 
@@ -730,7 +714,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
         lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
                      f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
-    publish(args, argv, machine(runs or [])[0], "pass@2 of two arms on the same rung and seeds over each whole held-out "
+    publish_entry(__file__, args, argv, machine(runs or [])[0], "pass@2 of two arms on the same rung and seeds over each whole held-out "
             "group (every setting fixed by the arm, none chosen on these tasks), and B - A with a per-task paired "
             "bootstrap interval (tasks resampled, each task's scores averaged over seeds)", lines)
     return 0

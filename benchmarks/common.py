@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -314,8 +314,35 @@ def record(text: str, path: Path = RESULTS) -> None:
         handle.write("\n" + text.lstrip("\n") + ("" if text.endswith("\n") else "\n"))
 
 
-def publish(text: str, no_record: bool) -> None:
-    """Print an entry, and append it to RESULTS.md unless `--no-record` was given."""
+def publish(text: str, no_record: bool, path: Path = RESULTS) -> None:
+    """Print an entry, and append it to RESULTS.md (or `path`) unless `--no-record` was given."""
     print(text)
     if not no_record:
-        record(text)
+        record(text, path)
+
+
+def publish_entry(script: str, args: Any, argv: list[str], device: str, figures: str, body: list[str]) -> None:
+    """The entry of `script` (its `__file__`) from its parsed `args` (`no_record`, `results`): printed, and
+    appended to the results file unless --no-record."""
+    publish(entry(script, device, command_line(script, argv), figures, body), args.no_record, Path(args.results))
+
+
+def finish_fraction_axes(axis: Any, ylabel: str, title: str) -> None:
+    """The look every accuracy curve shares: a fraction from 0 to 1, a light grid, the legend top left."""
+    axis.set_ylabel(ylabel)
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", fontsize=8)
+    axis.set_title(title)
+    axis.figure.tight_layout()
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write a matplotlib figure to `path` atomically (a picture beside an entry is never half-written) and close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    tmp.replace(path)

@@ -48,7 +48,7 @@ from typing import Any, Iterable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/*.py, however the script is started
 import accuracy  # noqa: E402
 import ladder  # noqa: E402
-from common import BENCHMARKS, REPO, command_line, entry, record  # noqa: E402
+from common import BENCHMARKS, REPO, finish_fraction_axes, publish_entry, save_figure  # noqa: E402
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
 
@@ -416,23 +416,8 @@ def recursion_curve(held: HeldOut, measured: dict[int, dict[str, Scores]], confi
     axis.set_xscale("log", base=2)
     axis.set_xticks(steps, [str(count) for count in steps])
     axis.set_xlabel(f"supervision steps at inference (each T x (n + 1) = {config['T'] * (config['n'] + 1)} block applications)")
-    axis.set_ylabel("exact accuracy")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper left", fontsize=8)
-    axis.set_title(f"{path.parent.name}: recursion at inference")
-    figure.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(path)
-
-
-def publish(args: argparse.Namespace, argv: list[str], device: str, figures: str, body: list[str]) -> None:
-    text = entry(__file__, device, command_line(__file__, argv), figures, body)
-    print(text)
-    if not args.no_record:
-        record(text, Path(args.results))
+    finish_fraction_axes(axis, "exact accuracy", f"{path.parent.name}: recursion at inference")
+    save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------------ arguments
@@ -590,7 +575,7 @@ def rung_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -
         "",
         *sweep_table(held, measured, config),
     ]
-    publish(args, argv, device, f"{args.track}: held-out exact and cell accuracy per band and against supervision steps at "
+    publish_entry(__file__, args, argv, device, f"{args.track}: held-out exact and cell accuracy per band and against supervision steps at "
             "inference, over seeds, with bootstrap intervals over puzzles", body)
     return 0
 
@@ -622,7 +607,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         d = ladder.paired_difference(scores[0], scores[1], rows)
         lines.append(f"| {name} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
                      f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
-    publish(args, argv, accuracy.machine(runs)[0], f"{args.track}: held-out exact accuracy of two arms on the same recipe, data "
+    publish_entry(__file__, args, argv, accuracy.machine(runs)[0], f"{args.track}: held-out exact accuracy of two arms on the same recipe, data "
             "and seeds, and B - A per band with a per-puzzle paired bootstrap interval (each puzzle's exact score "
             "averaged over seeds)", lines)
     return 0
