@@ -138,6 +138,13 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     return args
 
 
+def changed_from_default(args: PredictArgs, keys: Sequence[str]) -> dict[str, Any]:
+    """The settings among `keys` that differ from their defaults: what records a run's test-time compute
+    without changing the record of a run that used none."""
+    default = PredictArgs()
+    return {key: getattr(args, key) for key in keys if getattr(args, key) != getattr(default, key)}
+
+
 def compute_of(args: PredictArgs) -> TestTimeCompute:
     return TestTimeCompute(trajectories=args.trajectories, noise=args.noise, noise_seed=args.noise_seed,
                            early_exit=args.early_exit)
@@ -156,7 +163,7 @@ def check_parts_settings(out: Path, args: PredictArgs, tasks: Sequence[Task]) ->
     their ids' and test inputs' hash: a task file or folder changed under the same path is other tasks."""
     settings = {key: getattr(args, key) for key in ("checkpoint", "split", "num_aug", "steps", "poe_top_n", "tasks_per_part")}
     # test-time compute is recorded only when not the default, so parts made before these options stay valid
-    settings |= {key: getattr(args, key) for key in TEST_TIME_COMPUTE if getattr(args, key) != getattr(PredictArgs(), key)}
+    settings |= changed_from_default(args, TEST_TIME_COMPUTE)
     settings["checkpoint"] = str(Path(args.checkpoint).resolve())
     settings["model"] = model_hash(model_dir_of(args.checkpoint))
     settings["tasks"] = tasks_hash(tasks)

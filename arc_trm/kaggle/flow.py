@@ -40,7 +40,7 @@ from arc_trm.kaggle.clock import Clock
 from arc_trm.kaggle.provenance import Answers
 from arc_trm.kaggle.runners import InProcessRunner, LaunchedRunner, Runner, free_memory, predict_halving_batch
 from arc_trm.kaggle.submission import Submission, write_submission
-from arc_trm.predict import TEST_TIME_COMPUTE, PredictArgs, predict_split
+from arc_trm.predict import TEST_TIME_COMPUTE, PredictArgs, changed_from_default, predict_split
 from arc_trm.tracks import TRACKS
 from arc_trm.tracks.arc import ARC
 from arc_trm.train import train
@@ -121,11 +121,6 @@ def known_tasks(model: Path) -> set[str]:
     """Tasks the model has puzzle ids for; any other task is predicted with the blank id (near 0%)."""
     info = read_json(model / "data.json")
     return set(info.get("versions") or info.get("task_ids") or ())
-
-
-def test_time_compute(options: Options) -> dict[str, Any]:
-    """The prediction settings beyond augmentations and policy, as `PredictArgs` names them."""
-    return {key: getattr(options, key) for key in ("steps", *TEST_TIME_COMPUTE)}
 
 
 def fingerprint(*parts: Any) -> str:
@@ -390,12 +385,13 @@ def predict(
     canvas = read_json(model / "data.json").get("canvas", 30)
     known = known_tasks(model)
     identity = model_identity(model)
+    compute_keys = ("steps", *TEST_TIME_COMPUTE)
     settings = PredictArgs(
         checkpoint=str(model), split="", out="", num_aug=options.predict_aug, policy=options.policy,
-        poe_top_n=10 if options.policy == "poe" else 0, **test_time_compute(options),
+        poe_top_n=10 if options.policy == "poe" else 0, **{key: getattr(options, key) for key in compute_keys},
     )
     # test-time compute names the folder only when not the default, so earlier work folders stay valid
-    compute = {key: value for key, value in test_time_compute(options).items() if value != getattr(PredictArgs(), key)}
+    compute = changed_from_default(settings, compute_keys)
     folder = options.work / f"predict-{fingerprint(tasks_key, identity, options.predict_aug, options.policy, *([compute] if compute else []))}"
     batch, slowest = options.batch_size, 0.0
     # chunks over all tasks, so that a chunk's folder always holds the same tasks
