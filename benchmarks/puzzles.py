@@ -206,6 +206,8 @@ def generated_sudoku(cache: Path, min_rating: int, n: int, seed: int) -> list[di
 def sudoku_folder(args: argparse.Namespace) -> Path:
     """The prepared folder's path, a function of the data options (so a run's data.path names its data)."""
     files = [Path(args.data) / name for name in ("train.csv", "test.csv")] if args.data else []
+    if args.train_generated:
+        files = files[1:]
     settings = {"train": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files] or f"generated {args.train}",
                 "bands": [b.name for b in args.band_list], "held_out": args.held_out, "extreme": args.extreme if args.data else 0}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
@@ -223,7 +225,7 @@ def sudoku_data(args: argparse.Namespace) -> HeldOut:
         return held
     folder.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache)
-    if args.data:
+    if args.data and not args.train_generated:
         source = (Path(args.data) / "train.csv").resolve()
         (folder / "train.csv").unlink(missing_ok=True)
         (folder / "train.csv").symlink_to(source)  # never copied: it may hold millions of puzzles
@@ -450,6 +452,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if track == "sudoku":
         parser.add_argument("--data", default=None, help="a folder with train.csv and test.csv to train on (e.g. the real "
                             "hard puzzles) instead of generated ones; its test.csv's first --extreme puzzles become a band")
+        parser.add_argument("--train-generated", action="store_true", help="with --data: train on generated puzzles "
+                            "all the same (as without --data), --data giving only its held-out test puzzles")
         parser.add_argument("--extreme", type=int, default=200, help="held-out puzzles from the head of --data's test.csv (default 200)")
         parser.add_argument("--bands", default=DEFAULT_BANDS, help=f"generated rating bands, N, N-M or N+ (default {DEFAULT_BANDS})")
         parser.add_argument("--held-out", type=int, default=100, help="generated puzzles per band (default 100)")
@@ -489,6 +493,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--bands: {error}")
         if args.extreme < 0:
             parser.error("--extreme must be >= 0")
+        if args.train_generated and not args.data:
+            parser.error("--train-generated goes with --data (without it, training is generated anyway)")
         for name in ("train.csv", "test.csv") if args.data else ():
             if not (Path(args.data) / name).is_file():
                 parser.error(f"--data {args.data}: no {name} in it")
