@@ -7,7 +7,7 @@
                                  + puzzle_table_<r>.pt per shard of the puzzle table
       latest                 name of the newest complete checkpoint
       .lock                  flock'ed by the training process that uses the folder (its PID inside)
-      model/                 exported model: weights.safetensors (EMA), puzzle_table.safetensors,
+      model/                 the exported model (arc_trm.exported): weights (EMA), puzzle table,
                              config.json, data.json (what prediction needs)
       logs/                  TensorBoard
 
@@ -17,21 +17,13 @@ is replaced atomically, so a kill at any moment leaves the previous checkpoint i
 
 from __future__ import annotations
 
-import errno
 import logging
 import shutil
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, TypeVar
-
-import orjson
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TypeVar
 
 from arc_trm.errors import DataError
-from arc_trm.io import atomic_write, atomic_write_bytes, hold_lock, read_json, release_lock
-from arc_trm.model.puzzle_embedding import PuzzleEmbedding
-from arc_trm.model.trm import TRM, check_weights_fit, model_config_from
+from arc_trm.io import atomic_write_bytes, hold_lock, release_lock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,108 +138,3 @@ def lock_run_dir(run_dir: Path) -> None:
 def unlock_run_dir(run_dir: Path) -> None:
     """Release this process's lock on `run_dir`, if it holds one."""
     release_lock(run_dir / LOCK_FILE)
-
-
-def export_model(out_dir: Path, model: TRM, table: torch.Tensor, data_info: dict[str, Any]) -> Path:
-    """Write the model that prediction loads: weights, the whole puzzle table (num_ids, dim), model
-    config, data description. Written whole: the files go to OUT.partial, which then takes OUT's place,
-    so a kill or a reader never meets a folder that mixes two exports."""
-    out_dir = out_dir.resolve() if out_dir.is_symlink() else out_dir  # replace the folder a link names
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(errno.EEXIST, "exists and is not a folder; cannot export a model there", str(out_dir))
-    staging = out_dir.with_name(out_dir.name + PARTIAL)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        weights = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
-        _atomic_save_safetensors(staging / "weights.safetensors", weights)
-        _atomic_save_safetensors(staging / "puzzle_table.safetensors", {"weights": table.float().cpu().contiguous()})
-        atomic_write_bytes(staging / "data.json", orjson.dumps(data_info, option=orjson.OPT_INDENT_2))
-        atomic_write_bytes(staging / "config.json", orjson.dumps(asdict(model.config), option=orjson.OPT_INDENT_2))
-    except BaseException as error:  # a full disk, a kill: nothing left behind, the old export untouched
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError) and error.filename:  # name the user's folder, not the staging one
-            name = str(error.filename).replace(str(staging), str(out_dir), 1)
-            raise type(error)(error.errno, error.strerror, name) from error
-        raise
-    replace_folder(staging, out_dir)
-    return out_dir
-
-
-def replace_folder(new: Path, folder: Path) -> None:
-    """`new` takes `folder`'s place: two renames, the old folder kept aside until the new one is in. A
-    kill between them leaves no `folder` but a complete `new` (FOLDER.partial), which `model_folder` reads."""
-    aside = folder.with_name(folder.name + ".old")
-    shutil.rmtree(aside, ignore_errors=True)
-    if folder.exists():
-        folder.rename(aside)
-    new.rename(folder)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
-
-
-MODEL_FILES = ("config.json", "weights.safetensors", "puzzle_table.safetensors", "data.json")
-PARTIAL = ".partial"
-
-
-def _exported(folder: Path) -> Path:
-    """`folder`, or its complete FOLDER.partial when an export stopped between its two renames."""
-    partial = folder.with_name(folder.name + PARTIAL)
-    if not folder.exists() and all((partial / name).exists() for name in MODEL_FILES):
-        return partial
-    return folder
-
-
-def model_folder(path: str | Path) -> Path:
-    """The exported model folder `path` names: the folder itself, or the `model` folder of a run directory."""
-    model_dir = _exported(Path(path))
-    run_model = _exported(model_dir / "model")
-    if run_model.is_dir() and not (model_dir / "weights.safetensors").exists():
-        model_dir = run_model  # a run directory was given
-    return model_dir
-
-
-def model_dir_of(path: str | Path) -> Path:
-    """The exported model folder behind `path` (the folder itself or a run directory), checked complete."""
-    model_dir = model_folder(path)
-    missing = [name for name in MODEL_FILES if not (model_dir / name).exists()]
-    if missing:
-        raise DataError(f"{model_dir}: not an exported model (missing {', '.join(missing)})")
-    return model_dir
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[TRM, PuzzleEmbedding, dict[str, Any]]:
-    """Load an exported model: (TRM in eval mode, puzzle table, data description). A file that is
-    corrupt, truncated or does not fit the model's config is one `DataError` naming it."""
-    model_dir = model_dir_of(path)
-    config_file = model_dir / "config.json"
-    config = model_config_from(read_json(config_file), config_file)
-    weights_file = model_dir / "weights.safetensors"
-    check_weights_fit(config, config_file, weights_file)  # before building: a huge size would allocate it
-    try:
-        model = TRM(config)
-    except ValueError as error:
-        raise DataError(f"{config_file}: {error}") from None
-    _read_tensors(weights_file, lambda: model.load_state_dict(load_file(str(weights_file))))
-    table_file = model_dir / "puzzle_table.safetensors"
-    weights = _read_tensors(table_file, lambda: load_file(str(table_file))["weights"])
-    if weights.dim() != 2 or weights.shape[1] != config.hidden:
-        raise DataError(f"{table_file}: puzzle table of shape {tuple(weights.shape)}, the model needs (ids, {config.hidden})")
-    table = PuzzleEmbedding(weights.shape[0], weights.shape[1], device)
-    table.weights.copy_(weights)
-    info = read_json(model_dir / "data.json")
-    if not isinstance(info, dict):
-        raise DataError(f"{model_dir / 'data.json'}: not a data description (expected an object)")
-    return model.to(device).eval(), table, info
-
-
-def _read_tensors(path: Path, read: Callable[[], T]) -> T:
-    try:
-        return read()
-    except Exception as error:  # safetensors' own error, a missing key, a shape mismatch
-        text = " ".join(str(error).split())  # torch's shape mismatch comes on the lines after its first
-        first = text[:200] if text else type(error).__name__
-        raise DataError(f"{path}: cannot load ({first})") from None

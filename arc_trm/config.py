@@ -35,6 +35,7 @@ from arc_trm.config_fields import (
     range_of,
     ranged,
 )
+from arc_trm.curriculum import parse_curriculum
 from arc_trm.errors import ConfigError
 from arc_trm.io import atomic_write_bytes
 from arc_trm.model.trm import ModelConfig
@@ -116,6 +117,10 @@ class TrainConfig:
     init_from: str = ""
     """Start from an exported model (fine-tuning): its dense weights and model config; every puzzle id of
     the new data starts at the mean of its puzzle embeddings."""
+    depth_curriculum: str = ""
+    """Recursion depth by stage of training, 'FRACTION:TxN,...' from fraction 0 of train.steps, ending at
+    model.T x model.n (arc_trm/curriculum.py; CGAR, arXiv 2511.08653: '0:1x2,0.3:2x4,0.6:3x6'); empty: the
+    model's T x n throughout. Periodic evaluation runs at the stage's depth; a run stopped early exports it."""
     freeze_dense_steps: int = ranged(0, AT_LEAST_0)
     """Train only the puzzle embeddings for the first N steps (N >= train.steps: embeddings-only)."""
     max_minutes: float = ranged(0.0, AT_LEAST_0)
@@ -127,8 +132,10 @@ class TrainConfig:
     numbers, less memory); 'replicated': each holds all of it (no row exchange per step)."""
 
     def check(self) -> None:
-        """Each field's own rule (the batch's split over processes is `check_batch`'s)."""
+        """Each field's own rule (the batch's split over processes is `check_batch`'s; the curriculum's last
+        stage against the model's depth is `check_final_depth`'s, once the model config is known)."""
         check_fields(self, "train.")
+        parse_curriculum(self.depth_curriculum)
 
 
 @dataclass
@@ -144,6 +151,11 @@ class RunConfig:
     """Optimizer steps between evaluations on the held-out test inputs (0 = only at the end)."""
     eval_aug: int = ranged(8, AT_LEAST_1)
     """Augmentations per held-out test input in periodic evaluation (identity included)."""
+    keep_best: bool = False
+    """Also export, to run.dir/model_best, the evaluated model that scores best on the validation half
+    (ARC: pass@2 of the held-out evaluation tasks, else of the held-out training tasks; Sudoku / Maze:
+    exact accuracy), beside run.dir/model (the last). Checkpoint choice matters: the reference's last
+    ARC-AGI-2 checkpoint scores about 2%, the one before 7-8% (its issue #26)."""
     log_every: int = ranged(10, AT_LEAST_1)
     """Optimizer steps between metric lines (metrics.jsonl, tracker, progress bar)."""
     tracker: Tracker = "tensorboard"

@@ -19,9 +19,8 @@ from typing import Any
 import torch
 
 from arc_trm.augment import Augmentation
-from arc_trm.checkpoint import export_model
-from arc_trm.config import Config, validate
 from arc_trm.errors import ArgumentParser, ConfigError, DataError, exit_on_user_error, nonempty_path
+from arc_trm.exported import DataInfo, export_model
 from arc_trm.io import read_json, refuse_output_on_input
 from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.tracks.arc import ARC
@@ -116,7 +115,7 @@ def import_reference(
     except KeyError as missing:
         raise DataError(f"{checkpoint}: incomplete TRM checkpoint (no {missing.args[0]})") from None
     try:
-        validate(Config(model=config))
+        config.check()
     except ConfigError as error:
         raise DataError(f"{checkpoint}: {error} (from the tensors or --T/--n/--heads/--seq-len)") from None
     canvas = int(round(config.seq_len ** 0.5))
@@ -135,16 +134,17 @@ def import_reference(
     if table_weights.dim() != 2 or table_weights.shape[1] != config.hidden or table_weights.shape[0] < 1:
         raise DataError(f"{checkpoint}: puzzle table of shape {tuple(table_weights.shape)}, expected (ids, {config.hidden})")
     num_ids = table_weights.shape[0]
-    info: dict[str, Any] = {"track": ARC.name if arc else "other", "num_puzzle_ids": num_ids,
-                            "seq_len": config.seq_len, "canvas": canvas, "source": str(checkpoint)}
+    versions = None
     if identifiers is not None:
         names = read_json(identifiers)
         if not isinstance(names, list) or len(names) != num_ids:
             raise DataError(f"{identifiers}: expected a list of {num_ids} puzzle names, one per table row")
         try:
-            info["versions"] = versions_from_identifiers(names)
+            versions = versions_from_identifiers(names)
         except ValueError as error:
             raise DataError(f"{identifiers}: {error}") from None
+    info = DataInfo(track=ARC.name if arc else "other", num_puzzle_ids=num_ids, seq_len=config.seq_len, canvas=canvas,
+                    versions=versions, source=str(checkpoint))
     return export_model(out, model, table_weights, info)
 
 

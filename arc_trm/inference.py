@@ -4,7 +4,7 @@
 runs them in batches and keeps every step's decoded grid, mapped back to the original frame, as a
 `Candidate`. `predict_puzzles` does the same for Sudoku / Maze test puzzles. The command line that
 writes, votes and scores the candidates is `arc_trm.predict`; training's held-out evaluation
-(`arc_trm.evaluate`) uses the same functions.
+(`arc_trm.held_out`) uses the same functions.
 
 Test-time compute (`TestTimeCompute`, docs/prediction-and-voting.md#test-time-compute): `steps` may
 exceed the trained halt_max_steps (the recursion simply continues); each query may run as several
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from arc_trm.augment import Augmentation, sample_augmentation
 from arc_trm.candidates import Candidate, CandidateTable, grid_key
-from arc_trm.data.arc import puzzle_id
 from arc_trm.errors import ConfigError
+from arc_trm.exported import PuzzleIndex, Version
 from arc_trm.grids import Task
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import RowSource
@@ -70,6 +69,11 @@ class TestTimeCompute:
                               "the noisy ones are 1 .. trajectories-1")
         if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int):
             raise ConfigError(f"noise_seed={self.noise_seed!r}: must be an integer")
+
+    @classmethod
+    def of(cls, settings: Any) -> TestTimeCompute:
+        """The fields of the same names of `settings` (predict's arguments, submissions.make's options)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
     def latent_noise(self, rows: Sequence[tuple[tuple, int]], device: torch.device) -> "LatentNoise | None":
         """The noise of a batch whose rows are (query key, trajectory); None when no row is noisy."""
@@ -154,48 +158,6 @@ def run_steps(
             if bool(halted.all()):
                 break
     return torch.stack(predictions), torch.stack(confidences), log_stablemax(out.logits.float())
-
-
-@dataclass(frozen=True)
-class Version:
-    """One augmented version of a task the model knows: its augmentation and its puzzle id."""
-
-    k: int
-    puzzle_id: int
-    augmentation: Augmentation
-
-
-@dataclass
-class PuzzleIndex:
-    """Which puzzle ids (and augmentations) a trained model has for each task."""
-
-    versions: dict[str, list[Version]] = field(default_factory=dict)
-    canvas: int = 30
-
-    @classmethod
-    def from_data_info(cls, info: dict[str, Any]) -> "PuzzleIndex":
-        """Our exported models: ids follow `arc_trm.data.arc.puzzle_id`.
-        Imported reference models list their versions explicitly (import_reference.py)."""
-        if "versions" in info:
-            versions = {
-                task_id: [Version(k, pid, Augmentation(d, tuple(int(c) for c in colors))) for k, (pid, d, colors) in enumerate(rows)]
-                for task_id, rows in info["versions"].items()
-            }
-            return cls(versions, info["canvas"])
-        num_aug, seed = info["num_aug"], info["seed"]
-        versions = {}
-        for t, task_id in enumerate(info["task_ids"]):
-            ks = info.get("distinct_versions", {}).get(task_id) or range(num_aug + 1)
-            versions[task_id] = [Version(k, puzzle_id(t, k, num_aug), sample_augmentation(seed, t, k)) for k in ks]
-        return cls(versions, info["canvas"])
-
-    def for_task(self, task_id: str, max_aug: int | None) -> list[Version]:
-        """The task's versions, identity first; unknown tasks get the blank id and the identity only."""
-        known = self.versions.get(task_id)
-        if not known:
-            return [Version(0, 0, Augmentation.identity())]
-        chosen = [v for v in known if max_aug is None or v.k <= max_aug]
-        return sorted(chosen, key=lambda v: (not v.augmentation.is_identity, v.k))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,14 +27,14 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from arc_trm.candidates import CandidateTable, load_candidates, load_log_probs, save_candidates, save_log_probs
-from arc_trm.checkpoint import load_model, model_dir_of
-from arc_trm.config import describe_fields, field_types, key_value_pairs, parse_value
+from arc_trm.config import describe_fields, key_value_pairs, parse_value
+from arc_trm.config_fields import field_types
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.errors import ConfigError, exit_on_user_error
+from arc_trm.exported import PuzzleIndex, load_model, model_dir_of
 from arc_trm.grids import Task
 from arc_trm.inference import (
     ForwardPasses,
-    PuzzleIndex,
     TestTimeCompute,
     count_queries,
     forward_passes,
@@ -89,7 +89,7 @@ class PredictArgs:
     """torch.compile the model (GPUs; the numbers stay those of the eager model)."""
 
 
-TEST_TIME_COMPUTE = ("trajectories", "noise", "noise_seed", "early_exit")
+TEST_TIME_COMPUTE = tuple(f.name for f in fields(TestTimeCompute))
 """PredictArgs fields that change the candidates beyond one deterministic run (`TestTimeCompute`)."""
 
 MAX_STEPS = 1024
@@ -132,7 +132,7 @@ def parse_predict_args(argv: Sequence[str]) -> PredictArgs:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    compute_of(args)  # a bad combination is one line before any work
+    TestTimeCompute.of(args)  # a bad combination is one line before any work
     if args.policy == "poe" and args.poe_top_n == 0:
         args.poe_top_n = 10
     return args
@@ -143,11 +143,6 @@ def changed_from_default(args: PredictArgs, keys: Sequence[str]) -> dict[str, An
     without changing the record of a run that used none."""
     default = PredictArgs()
     return {key: getattr(args, key) for key in keys if getattr(args, key) != getattr(default, key)}
-
-
-def compute_of(args: PredictArgs) -> TestTimeCompute:
-    return TestTimeCompute(trajectories=args.trajectories, noise=args.noise, noise_seed=args.noise_seed,
-                           early_exit=args.early_exit)
 
 
 def report_cost(ran: int, planned: int, model: TRM) -> str:
@@ -220,14 +215,14 @@ def skipped_tasks(tasks: Sequence[Task], index: PuzzleIndex) -> dict[str, list[s
 def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     """Predict every part this process owns (skipping finished ones), then gather and vote on the main one."""
     out = Path(args.out)
-    model, table, info = load_model(args.checkpoint, accelerator.device)
+    loaded = load_model(args.checkpoint, accelerator.device)
+    model, table = loaded.model, loaded.table
     if args.compile:
         model.compile()
-    model_track = TRACKS.get(info.get("track", "arc"))  # None for a model of no known track: predicted as ARC
+    model_track = TRACKS.get(loaded.data.track)  # None for a model of no known track: predicted as ARC
     if isinstance(model_track, PuzzleTrack):
         return predict_track(args, accelerator, model, table, model_track)
-    tasks = resolve(args.split)
-    index = PuzzleIndex.from_data_info(info) if "versions" in info or "task_ids" in info else PuzzleIndex(canvas=info.get("canvas", 30))
+    tasks, index = resolve(args.split), loaded.index
     skipped = skipped_tasks(tasks, index)
     for reason, ids in skipped.items():
         accelerator.print(f"warning: {len(ids)} task(s) {reason} (e.g. {ids[0]}): they get fallback answers")
@@ -235,7 +230,7 @@ def predict_split(args: PredictArgs, accelerator: Accelerator) -> Path:
     steps = args.steps or model.config.halt_max_steps
     parts = [[t for t in tasks[i : i + args.tasks_per_part] if t.id not in skip] for i in range(0, len(tasks), args.tasks_per_part)]
     # a compiled model sees one batch shape in the whole run: every batch padded to the largest part's
-    compute = compute_of(args)
+    compute = TestTimeCompute.of(args)
     # rows, not queries: each query runs once per trajectory
     pad_to = min(args.batch_size, compute.trajectories * max(count_queries(part, index, args.num_aug) for part in parts)) if args.compile else 0
     spent = ForwardPasses()
@@ -272,7 +267,7 @@ def predict_track(args: PredictArgs, accelerator: Accelerator, model: TRM, table
     if args.split in SPLITS or args.split.endswith(".json"):
         raise ConfigError(f"checkpoint={args.checkpoint}: a {track.name} model; split= must be a {track.name} test.csv or its folder")
     test_source = track.load_test(args.split, model.config.seq_len)
-    steps, compute, spent = args.steps or model.config.halt_max_steps, compute_of(args), ForwardPasses()
+    steps, compute, spent = args.steps or model.config.halt_max_steps, TestTimeCompute.of(args), ForwardPasses()
     indices, predicted, _ = predict_puzzles(
         model, table, test_source, args.batch_size, steps, accelerator.device, accelerator.process_index, accelerator.num_processes,
         compute=compute, spent=spent,

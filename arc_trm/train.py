@@ -30,16 +30,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from arc_trm.checkpoint import (
-    checkpoint_name,
-    export_model,
-    latest_checkpoint,
-    load_model,
-    lock_run_dir,
-    model_folder,
-    publish_checkpoint,
-    unlock_run_dir,
-)
+from arc_trm.checkpoint import checkpoint_name, latest_checkpoint, lock_run_dir, publish_checkpoint, unlock_run_dir
 from arc_trm.config import (
     Config,
     DataConfig,
@@ -49,20 +40,20 @@ from arc_trm.config import (
     load_config_file,
     save_config_file,
 )
+from arc_trm.curriculum import Stage, check_final_depth, parse_curriculum, stage_at
 from arc_trm.data.sources import build_source, build_test_source, data_inputs, describe
 from arc_trm.data.stream import ExampleSource, TrainStream
 from arc_trm.distributed import make_accelerator, process_group
 from arc_trm.ema import EMA
 from arc_trm.errors import ConfigError, DataError, UserError, error_summary, exit_on_user_error
-from arc_trm.evaluate import evaluate_held_out
+from arc_trm.exported import DATA_FILE, DataInfo, ExportedModel, export_model, load_model, model_folder
+from arc_trm.held_out import evaluate_held_out
 from arc_trm.io import refuse_output_on_input, writing_to
 from arc_trm.model.act import Carry, empty_carry, halt_decision, refill
 from arc_trm.model.losses import HALT_LOSS_WEIGHT, act_loss
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
 from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.optim import AdamATan2, learning_rate
-
-Initial = tuple[TRM, PuzzleEmbedding, dict]  # an exported model to fine-tune: load_model's result
 
 T = TypeVar("T")
 
@@ -84,11 +75,13 @@ class Trainer:
     source: ExampleSource
     stream: TrainStream
     carries: list[Carry | None]
+    curriculum: tuple[Stage, ...] = ()
     step: int = 0
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimizer step over the local batch, split into `grad_accum` micro-batches."""
         config, accelerator = self.config, self.accelerator
+        self.follow_curriculum()
         # one schedule for both optimizers, scaled by their base rates
         schedule = learning_rate(
             self.step, base_lr=1.0, warmup_steps=config.train.lr_warmup_steps, min_ratio=config.train.lr_min_ratio,
@@ -133,6 +126,14 @@ class Trainer:
         # a fill, not a copy from the host: copying a Python number to a GPU waits for the device
         totals["lr"] = torch.full((), lr, dtype=torch.float64, device=accelerator.device)
         return totals
+
+    def follow_curriculum(self) -> None:
+        """The depth curriculum's T and n for this step (a function of the step: a resumed run follows it too)."""
+        if not self.curriculum:
+            return
+        stage = stage_at(self.curriculum, self.step, self.config.train.steps)
+        if (stage.T, stage.n) != (self.raw_model.config.T, self.raw_model.config.n):
+            self.raw_model.config = replace(self.raw_model.config, T=stage.T, n=stage.n)
 
     def finite(self) -> bool:
         """Whether every weight (the EMA's too) and the puzzle table are finite, on every process: checked
@@ -319,11 +320,15 @@ class Checkpointer:
 
 class Evaluator:
     """Exact accuracy and pass@K on the held-out test inputs, with the EMA weights, every
-    `run.eval_every` steps before the last (the run evaluates once more after its export)."""
+    `run.eval_every` steps before the last (the run evaluates once more after its export). With
+    `run.keep_best`, an evaluation that beats every earlier one on the validation half exports its model
+    to run.dir/model_best (`BEST`), its data.json naming the step, metric and value (`SELECTED`)."""
 
     def __init__(self, config: Config, metrics: MetricsLog) -> None:
         self.every, self.last_step = config.run.eval_every, config.train.steps
         self.metrics = metrics
+        self.best_dir = Path(config.run.dir) / BEST if config.run.keep_best else None
+        self.best = best_so_far(self.best_dir) if self.best_dir is not None else None
 
     def due(self, step: int) -> bool:
         return bool(self.every) and step % self.every == 0 and step < self.last_step
@@ -338,6 +343,30 @@ class Evaluator:
         if results:
             self.metrics.log(trainer.step, results)
             trainer.accelerator.print("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        if self.best_dir is not None:
+            self.keep_if_best(trainer, results)
+
+    def keep_if_best(self, trainer: Trainer, results: dict[str, float]) -> None:
+        """Export to model_best when the validation figure beats the best so far (ties keep the earlier model)."""
+        metric = next((name for name in SELECTION_METRICS if name in results), None)
+        if metric is None or (self.best is not None and results[metric] <= self.best):
+            return
+        self.best = results[metric]
+        export(trainer, self.best_dir.parent, BEST, selected={"step": trainer.step, "metric": metric, "value": self.best})
+
+
+BEST = "model_best"
+SELECTED = "selected"
+SELECTION_METRICS = ("eval/validation_pass@2", "eval_training/validation_pass@2", "eval/validation_exact_accuracy")
+"""What `run.keep_best` selects by: the first of these an evaluation gives."""
+
+
+def best_so_far(best_dir: Path) -> float | None:
+    """The validation figure of the model in model_best (a resumed run keeps beating it), None before one."""
+    if not (best_dir / DATA_FILE).is_file():
+        return None
+    selected = DataInfo.read(best_dir / DATA_FILE).extra.get(SELECTED)
+    return float(selected["value"]) if isinstance(selected, dict) and isinstance(selected.get("value"), (int, float)) else None
 
 
 def diverged(run_dir: Path, step: int) -> UserError:
@@ -425,7 +454,7 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
 
 
 def load_source(
-    config: Config, accelerator: Accelerator, initial: Initial | None = None
+    config: Config, accelerator: Accelerator, initial: ExportedModel | None = None
 ) -> tuple[ExampleSource, ModelConfig, DataConfig]:
     """Build the data; return it with the model and data config the run uses: the model's vocabulary
     and sequence length come from the data.
@@ -435,7 +464,8 @@ def load_source(
     check_batch(config, accelerator.num_processes)
     model, data = config.model, config.data
     if initial is not None:
-        model, data = initial[0].config, replace(data, canvas=initial[2].get("canvas", data.canvas))
+        model, data = initial.config, replace(data, canvas=initial.data.canvas)
+    check_final_depth(parse_curriculum(config.train.depth_curriculum), model.T, model.n)
     with accelerator.main_process_first():
         source = build_source(data, config.train.seed)
     if initial is not None and (source.vocab_size, source.seq_len) != (model.vocab_size, model.seq_len):
@@ -446,11 +476,10 @@ def load_source(
     return source, replace(model, vocab_size=source.vocab_size, seq_len=source.seq_len), data
 
 
-def initial_weights(initial: Initial, model: TRM, table: PuzzleEmbedding) -> None:
+def initial_weights(initial: ExportedModel, model: TRM, table: PuzzleEmbedding) -> None:
     """Fine-tuning: dense weights from the exported model; every puzzle id at its mean embedding."""
-    trained, trained_table, _ = initial
-    model.load_state_dict(trained.state_dict())
-    table.weights[:] = trained_table.mean_row().to(table.weights.device)
+    model.load_state_dict(initial.model.state_dict())
+    table.weights[:] = initial.table.mean_row().to(table.weights.device)
 
 
 def free_memory_bytes(device: torch.device) -> int:
@@ -482,7 +511,7 @@ def check_model_fits(config: Config, num_puzzle_ids: int, device: torch.device) 
         )
 
 
-def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource, initial: Initial | None = None) -> Trainer:
+def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSource, initial: ExportedModel | None = None) -> Trainer:
     world = accelerator.num_processes
     check_model_fits(config, source.num_puzzle_ids, accelerator.device)
     set_seed(config.train.seed)
@@ -515,7 +544,7 @@ def build_trainer(config: Config, accelerator: Accelerator, source: ExampleSourc
         stream=TrainStream(
             source, config.train.global_batch, rank=accelerator.process_index, world=world, seed=config.train.seed
         ),
-        carries=[None] * config.train.grad_accum,
+        carries=[None] * config.train.grad_accum, curriculum=parse_curriculum(config.train.depth_curriculum),
     )
 
 
@@ -582,8 +611,8 @@ def refuse_run_dir_on_inputs(config: Config) -> None:
         **data_inputs(data),  # ARC: data.tasks and data.concept when they name files
     }
     refuse_output_on_input(config.run.dir, inputs, option="run.dir=")
-    if init_from:
-        refuse_output_on_input(Path(config.run.dir) / "model", {"the model of train.init_from": model_folder(init_from)},
+    for name in ("model", BEST) if init_from else ():
+        refuse_output_on_input(Path(config.run.dir) / name, {"the model of train.init_from": model_folder(init_from)},
                                option=f"run.dir={config.run.dir}: its export")
 
 
@@ -596,18 +625,21 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def export(trainer: Trainer, run_dir: Path) -> Path:
-    """Export the EMA weights, the puzzle table and the data description for prediction."""
+def export(trainer: Trainer, run_dir: Path, name: str = "model", selected: dict | None = None) -> Path:
+    """Export the EMA weights, the puzzle table and the data description for prediction to run_dir/name
+    (`selected`: why this model was chosen, kept in its data.json)."""
     accelerator = trainer.accelerator
     accelerator.wait_for_everyone()
     info = describe(trainer.source, trainer.config.data)
+    if selected is not None:
+        info = replace(info, extra={**info.extra, SELECTED: selected})
     table = trainer.table.full()  # every process takes part when the table is sharded
     if accelerator.is_main_process:
         with trainer.evaluation_weights() as model:
-            export_model(run_dir / "model", model, table, info)
-        accelerator.print(f"exported model to {run_dir / 'model'}")
+            export_model(run_dir / name, model, table, info)
+        accelerator.print(f"exported model to {run_dir / name}")
     accelerator.wait_for_everyone()
-    return run_dir / "model"
+    return run_dir / name
 
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}

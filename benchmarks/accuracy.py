@@ -351,18 +351,17 @@ class Held:
 
 def write_held_out(run_dir: Path) -> Held:
     """The run's held-out tasks as RUN/held_out/challenges.json + solutions.json, and their groups."""
-    from arc_trm.checkpoint import model_dir_of
     from arc_trm.config import load_config_file
     from arc_trm.data.sources import build_source
+    from arc_trm.exported import DATA_FILE, DataInfo, model_dir_of
     from arc_trm.grids import write_kaggle_pair
-    from arc_trm.io import read_json
 
-    info = read_json(model_dir_of(run_dir) / "data.json")
+    info = DataInfo.read(model_dir_of(run_dir) / DATA_FILE)
     config = load_config_file(run_dir / "config.yaml")
     source = build_source(config.data, config.train.seed)  # the tasks exactly as trained (leak-cleaned)
-    held = set(info["held_out"])
+    held = set(info.held_out)
     chosen = [t for t in source.tasks if t.id in held and t.has_solutions]
-    training = set(info.get("held_out_training", []))
+    training = set(info.held_out_training)
     groups = {"evaluation": sorted(t.id for t in chosen if t.id not in training),
               "training": sorted(t.id for t in chosen if t.id in training)}
     return Held(write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen, groups)
@@ -453,10 +452,12 @@ def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[S
 
 def model_shape(run_dir: Path) -> tuple[int, int]:
     """(trained versions, halt_max_steps) of a run's exported model."""
+    from arc_trm.exported import DATA_FILE, DataInfo
     from arc_trm.io import read_json
+    from arc_trm.model.trm import CONFIG_FILE
 
-    info = read_json(run_dir / "model" / "data.json")
-    return int(info["num_aug"]) + 1, int(read_json(run_dir / "model" / "config.json")["halt_max_steps"])
+    model = run_dir / "model"
+    return DataInfo.read(model / DATA_FILE).num_aug + 1, int(read_json(model / CONFIG_FILE)["halt_max_steps"])
 
 
 # -------------------------------------------------------------------------------------------- report

@@ -9,25 +9,19 @@ its tasks; over seeds, the mean of the seeds' figures.
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-HALVES = ("validation", "test")
+from arc_trm.splits import HALVES, half
+
 BOOTSTRAP_SAMPLES = 10_000
 CONFIDENCE = 0.95
 
 Scores = Mapping[int, Mapping[str, float]]
 """seed -> task id -> score."""
-
-
-def half(task_id: str) -> str:
-    """'validation' or 'test': a fixed rule (the first byte of the id's SHA-256, even or odd), so a task
-    stays in its half whatever else is held out, on every run and machine."""
-    return HALVES[hashlib.sha256(task_id.encode()).digest()[0] % 2]
 
 
 def split_halves(task_ids: Iterable[str]) -> dict[str, list[str]]:

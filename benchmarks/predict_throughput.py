@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 from arc_trm.config import load_config
-from arc_trm.inference import PuzzleIndex, predict_queries, queries
+from arc_trm.exported import DataInfo, PuzzleIndex
+from arc_trm.inference import predict_queries, queries
 from arc_trm.model.flops import flops_per_example_step, layer_passes
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
@@ -87,8 +88,7 @@ def workload(canvas: int, count: int, seed: int = 0) -> list:
     tasks = [t for t in resolve("arc-agi-1/evaluation") if all(max(p.input.shape) <= canvas for p in t.test)]
     per_input = min(AUGMENTATIONS - 1, count)
     tasks = tasks[: count // (per_input + 1) + 1]
-    info = {"task_ids": [t.id for t in tasks], "num_aug": per_input, "seed": seed, "canvas": canvas}
-    index = PuzzleIndex.from_data_info(info)
+    index = PuzzleIndex.from_data(DataInfo(task_ids=tuple(t.id for t in tasks), num_aug=per_input, seed=seed, canvas=canvas))
     return list(itertools.islice(queries(tasks, index, per_input), count))
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from arc_trm.checkpoint import export_model
 from arc_trm.config import load_config
+from arc_trm.exported import DataInfo, export_model
 from arc_trm.model.trm import TRM
 from arc_trm.slim_export import folder_bytes, slim_export
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     model = TRM(config)
     table = torch.randn(args.num_ids, config.hidden) * 0.01
     with tempfile.TemporaryDirectory() as tmp:
-        full = export_model(Path(tmp) / "full", model, table, {"track": "arc", "canvas": 30, "seq_len": 900, "task_ids": []})
+        full = export_model(Path(tmp) / "full", model, table, DataInfo(seq_len=900))
         started = time.perf_counter()
         slim = slim_export(full, Path(tmp) / "slim")
         seconds = time.perf_counter() - started

@@ -116,8 +116,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         raise ConfigError("--batch-size and --processes must be >= 1 and --finetune-steps >= 0")
     if not 0 <= args.steps <= MAX_STEPS:
         raise ConfigError(f"--steps {args.steps}: must be from 0 (the model's halt_max_steps) to {MAX_STEPS}")
-    TestTimeCompute(trajectories=args.trajectories, noise=args.noise, noise_seed=args.noise_seed,
-                    early_exit=args.early_exit)  # --trajectories / --noise mistakes: one line before any work
+    TestTimeCompute.of(args)  # --trajectories / --noise mistakes: one line before any work
     if args.out.is_dir():
         raise ConfigError(f"--out {args.out}: is a folder; name the submission file to write")
     inputs = {"the checkpoint": args.checkpoint, "the challenges file": args.challenges}

@@ -214,9 +214,9 @@ def _new_model(seed: int):
 def _export(folder: Path, seed: int) -> None:
     import torch
 
-    from arc_trm.checkpoint import export_model
+    from arc_trm.exported import DataInfo, export_model
 
-    export_model(folder, _new_model(seed), torch.randn(3, 16), {"track": "arc", "seed": seed})
+    export_model(folder, _new_model(seed), torch.randn(3, 16), DataInfo(seed=seed))
 
 
 def test_an_export_stopped_between_its_renames_loads_the_new_model(tmp_path, monkeypatch):
@@ -224,7 +224,7 @@ def test_an_export_stopped_between_its_renames_loads_the_new_model(tmp_path, mon
     one is read from MODEL.partial, never a mix of the two exports; the next export tidies up."""
     import torch
 
-    from arc_trm.checkpoint import load_model
+    from arc_trm.exported import load_model
 
     folder = tmp_path / "run" / "model"
     _export(folder, 0)
@@ -244,19 +244,19 @@ def test_an_export_stopped_between_its_renames_loads_the_new_model(tmp_path, mon
     new = _new_model(1).state_dict()
     assert not folder.exists() and (tmp_path / "run" / "model.partial").is_dir()
     for path in (folder, tmp_path / "run"):  # the folder itself or its run directory
-        model, _, info = load_model(path)
-        assert info["seed"] == 1 and all(torch.equal(model.state_dict()[k], new[k]) for k in new)
+        loaded = load_model(path)
+        assert loaded.data.seed == 1 and all(torch.equal(loaded.model.state_dict()[k], new[k]) for k in new)
     _export(folder, 2)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model"]
 
 
 def test_an_export_stopped_while_writing_leaves_the_old_model_whole(tmp_path, monkeypatch):
-    import arc_trm.checkpoint as checkpoint
+    import arc_trm.exported as exported
 
     folder = tmp_path / "model"
     _export(folder, 0)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(exported, "atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         _export(folder, 1)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

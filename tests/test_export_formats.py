@@ -10,8 +10,8 @@ import stat
 import pytest
 import torch
 
-from arc_trm.checkpoint import export_model, load_model
 from arc_trm.errors import DataError
+from arc_trm.exported import DataInfo, export_model, load_model
 from arc_trm.model.trm import TRM, ModelConfig
 from arc_trm.slim_export import folder_bytes, main, slim_export
 
@@ -22,7 +22,7 @@ def exported(tmp_path, num_ids: int = 50):
     torch.manual_seed(0)
     model = TRM(ModelConfig(**SMALL))
     table = torch.randn(num_ids, 32)
-    info = {"track": "arc", "canvas": 4, "seq_len": 16, "task_ids": ["a", "b"], "num_aug": 3, "seed": 0}
+    info = DataInfo(canvas=4, seq_len=16, task_ids=("a", "b"), num_aug=3, extra={"vocab_size": 12})
     return model, table, export_model(tmp_path / "model", model, table, info)
 
 
@@ -40,11 +40,13 @@ def test_an_export_opens_with_from_pretrained_and_saves_the_same_pair(tmp_path):
 def test_the_slim_copy_holds_what_fine_tuning_reads(tmp_path):
     model, table, folder = exported(tmp_path, num_ids=5000)
     slim = slim_export(folder, tmp_path / "slim")
-    slim_model, slim_table, info = load_model(slim)
-    full_model, full_table, _ = load_model(folder)
-    assert all(torch.equal(a, b) for a, b in zip(slim_model.state_dict().values(), full_model.state_dict().values()))
-    assert slim_table.num_ids == 2 and torch.allclose(slim_table.mean_row(), full_table.mean_row())
-    assert "task_ids" not in info and info["canvas"] == 4 and info["finetune_only"]
+    slim_model, full_model = load_model(slim), load_model(folder)
+    assert all(torch.equal(a, b) for a, b in zip(slim_model.model.state_dict().values(), full_model.model.state_dict().values()))
+    assert slim_model.table.num_ids == 2 and torch.allclose(slim_model.table.mean_row(), full_model.table.mean_row())
+    info = slim_model.data
+    assert info.task_ids == () and info.known_tasks == set() and info.canvas == 4 and info.finetune_only
+    assert info.seq_len == 16 and info.extra == {"vocab_size": 12} and info.source == str(folder.resolve())
+    assert "task_ids" not in json.loads((slim / "data.json").read_text())
     table_file = "puzzle_table.safetensors"
     assert (slim / table_file).stat().st_size * 100 < (folder / table_file).stat().st_size
     assert folder_bytes(slim) < folder_bytes(folder)

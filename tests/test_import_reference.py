@@ -18,9 +18,8 @@ import pytest
 import torch
 
 from arc_trm.augment import Augmentation
-from arc_trm.checkpoint import load_model
+from arc_trm.exported import load_model
 from arc_trm.import_reference import import_reference, main
-from arc_trm.inference import PuzzleIndex
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM, ModelConfig
 
@@ -109,12 +108,13 @@ def test_imported_model_computes_the_same_outputs(tmp_path, small_reference, com
     out = tmp_path / "imported"
     import_cli(checkpoint, "--identifiers", identifiers, "--out", out, "--T", 2, "--n", 2, "--heads", 4, "--seq-len", 100)
 
-    imported, imported_table, info = load_model(out)
+    loaded = load_model(out)
+    imported, imported_table, info = loaded.model, loaded.table, loaded.data
     c = imported.config
     assert (c.vocab_size, c.seq_len, c.hidden, c.heads, c.layers, c.T, c.n, c.puzzle_emb_len) == (12, 100, 64, 4, 2, 2, 2, 16)
     assert (c.mixer, c.pos_encodings, c.forward_dtype) == ("attention", "rope", "bfloat16")
     assert imported.num_parameters() == model.num_parameters()
-    assert info["canvas"] == 10 and info["num_puzzle_ids"] == len(IDENTIFIERS)
+    assert info.canvas == 10 and info.num_puzzle_ids == len(IDENTIFIERS) and info.track == "arc"
     assert torch.equal(imported_table.weights, table.weights)
 
     generator = torch.Generator().manual_seed(1)
@@ -129,8 +129,7 @@ def test_puzzle_index_follows_the_identifiers(tmp_path, small_reference):
     model, table = small_reference
     checkpoint, identifiers = save_checkpoint(tmp_path, model, table, compiled=True)
     import_reference(checkpoint, tmp_path / "imported", identifiers, T=2, n=2, heads=4, seq_len=100)
-    _, _, info = load_model(tmp_path / "imported")
-    index = PuzzleIndex.from_data_info(info)
+    index = load_model(tmp_path / "imported").index
 
     expected: dict[str, dict[int, Augmentation]] = {}
     for puzzle_id, name in enumerate(IDENTIFIERS[1:], start=1):
@@ -157,11 +156,12 @@ def test_mlp_t_sudoku_variant_imports_with_its_config(tmp_path):
     assert state["_orig_mod.model.inner.L_level.layers.0.mlp_t.down_proj.weight"].shape == (97, 512)
     torch.save(state, tmp_path / "sudoku.pt")
 
-    imported, imported_table, info = load_model(import_reference(tmp_path / "sudoku.pt", tmp_path / "out", T=1, n=1))
+    loaded = load_model(import_reference(tmp_path / "sudoku.pt", tmp_path / "out", T=1, n=1))
+    imported, imported_table, info = loaded.model, loaded.table, loaded.data
     c = imported.config
     assert (c.vocab_size, c.seq_len, c.hidden, c.mixer, c.pos_encodings, c.puzzle_emb_len) == (11, 81, 512, "mlp_t", "none", 16)
     assert imported.num_parameters() == 5_028_866  # the reference's Sudoku-MLP count
-    assert imported_table.weights.shape == (1, 512) and "versions" not in info
+    assert imported_table.weights.shape == (1, 512) and info.versions is None and info.track == "other"
 
     inputs = torch.randint(1, 11, (2, 81), generator=torch.Generator().manual_seed(2))
     ids = torch.zeros(2, dtype=torch.long)

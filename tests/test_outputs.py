@@ -56,7 +56,7 @@ def test_a_failed_arc_data_build_leaves_no_partial_folder(tmp_path, monkeypatch)
 def safetensors_writer(path: Path, data: bytes) -> None:
     import torch
 
-    from arc_trm.checkpoint import _atomic_save_safetensors
+    from arc_trm.exported import _atomic_save_safetensors
 
     _atomic_save_safetensors(path, {"x": torch.frombuffer(bytearray(data), dtype=torch.uint8)})
 
@@ -132,17 +132,17 @@ def test_a_fifo_as_the_score_report_is_one_error_line(tmp_path, capsys):
 def test_a_full_disk_while_exporting_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     import torch
 
-    from arc_trm import checkpoint
+    from arc_trm import exported
     from arc_trm.model.trm import TRM, ModelConfig
 
     def full_disk(tensors, filename, *args, **kwargs):
         Path(filename).write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    monkeypatch.setattr(exported, "save_file", full_disk)
     model = TRM(ModelConfig(hidden=32, heads=2, seq_len=4, puzzle_emb_len=1))
     with pytest.raises(OSError, match="No space left on device") as error:
-        checkpoint.export_model(tmp_path / "model", model, torch.zeros(2, 32), {})
+        exported.export_model(tmp_path / "model", model, torch.zeros(2, 32), exported.DataInfo())
     assert error.value.filename == str(tmp_path / "model" / "weights.safetensors")
     assert list(tmp_path.iterdir()) == []  # no model folder, no staging folder, no temporary file
 

@@ -22,10 +22,10 @@ import torch
 
 from arc_trm.augment import Augmentation
 from arc_trm.candidates import Candidate, grid_key, load_candidates, load_log_probs
-from arc_trm.checkpoint import load_model
 from arc_trm.distributed import free_port
+from arc_trm.exported import DataInfo, PuzzleIndex, Version, load_model
 from arc_trm.grids import parse_task, write_kaggle_pair
-from arc_trm.inference import PuzzleIndex, Version, predict_queries, queries, run_steps
+from arc_trm.inference import predict_queries, queries, run_steps
 from arc_trm.kaggle.submission import attempts_from_rankings, validate_submission
 from arc_trm.model.losses import log_stablemax
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
@@ -55,16 +55,16 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def info(model_dir) -> dict:
-    return orjson.loads((model_dir / "data.json").read_bytes())
+def info(model_dir) -> DataInfo:
+    return DataInfo.read(model_dir / "data.json")
 
 
 @pytest.fixture(scope="module")
 def challenges(model_dir, info, arc1_tasks, tmp_path_factory) -> Path:
     """3 held-out ARC-AGI-1 evaluation tasks the model was trained on (demos), as a Kaggle pair; one of
     them has a rotated version (dihedral 1..3) among its first NUM_AUG augmentations."""
-    index = PuzzleIndex.from_data_info(info)
-    held_out = [t for t in info["task_ids"] if t in info["held_out"]]
+    index = PuzzleIndex.from_data(info)
+    held_out = [t for t in info.task_ids if t in info.held_out]
 
     def rotated(task_id: str) -> bool:
         return any(v.augmentation.dihedral in (1, 2, 3) for v in index.for_task(task_id, NUM_AUG))
@@ -125,8 +125,8 @@ def test_run_steps_equals_stepping_the_model_by_hand():
 
 
 def test_predicting_the_same_query_twice_is_deterministic(model_dir, challenges, info):
-    model, table, _ = load_model(model_dir)
-    index = PuzzleIndex.from_data_info(info)
+    model, table = (loaded := load_model(model_dir)).model, loaded.table
+    index = PuzzleIndex.from_data(info)
     query = next(q for q in queries(resolve(challenges), index, NUM_AUG) if q.version.k == 1)
     first, _ = predict_queries(model, table, [query, query], 2, STEPS, torch.device("cpu"))
     second, _ = predict_queries(model, table, [query, query], 2, STEPS, torch.device("cpu"))
@@ -204,7 +204,7 @@ def test_expert_log_probs_by_hand():
 
 def test_candidates_cover_every_test_input_version_and_step(predicted, model_dir, challenges, info):
     tasks = resolve(challenges)
-    index = PuzzleIndex.from_data_info(info)
+    index = PuzzleIndex.from_data(info)
     table = load_candidates(predicted / "candidates.parquet")
     expected = {
         (task.id, i, v.k, step)
@@ -224,10 +224,10 @@ def test_candidate_grids_are_in_the_original_frame(predicted, model_dir, challen
     """Re-run the model on the same batches as the CLI (same parts, same batch size, one thread) and
     check each candidate against the decoded prediction: identity versions keep it as is; for the
     others, applying the augmentation to the candidate gives the prediction back exactly."""
-    model, table, _ = load_model(model_dir)
-    index = PuzzleIndex.from_data_info(info)
+    model, table = (loaded := load_model(model_dir)).model, loaded.table
+    index = PuzzleIndex.from_data(info)
     tasks = resolve(challenges)
-    canvas = info["canvas"]
+    canvas = info.canvas
     predictions = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -315,7 +315,7 @@ def test_poe_policy_writes_log_probs_and_a_valid_submission(model_dir, challenge
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
     tasks = resolve(challenges)
-    index = PuzzleIndex.from_data_info(info)
+    index = PuzzleIndex.from_data(info)
     log_probs = load_log_probs(out / "log_probs.parquet")
     per_input: dict[tuple[str, int], int] = {}
     for (task_id, test_index, _), values in log_probs.items():
@@ -460,11 +460,11 @@ def test_compiled_prediction_compiles_once_per_shape(model_dir, challenges, info
         graphs.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
         return graph_module.forward
 
-    items = list(queries(resolve(challenges), PuzzleIndex.from_data_info(info), NUM_AUG))
+    items = list(queries(resolve(challenges), PuzzleIndex.from_data(info), NUM_AUG))
     parts = [items[: len(items) // 3], items[len(items) // 3 :]]  # two sizes, as parts of a split have
 
     def predict(batch_size: int, compiled: bool) -> list:
-        model, table, _ = load_model(model_dir)
+        model, table = (loaded := load_model(model_dir)).model, loaded.table
         pad_to = min(batch_size, max(len(part) for part in parts)) if compiled else 0
         if compiled:
             torch._dynamo.reset()
@@ -509,14 +509,14 @@ def test_steps_has_an_upper_bound(steps, ok):
 def test_parts_of_an_older_model_in_the_same_folder_are_refused(tmp_path, changed):
     """Exporting a newer model over the old one's folder and predicting into the same out= used to reuse
     the old model's parts."""
-    from arc_trm.checkpoint import export_model
     from arc_trm.errors import ConfigError
+    from arc_trm.exported import DataInfo, export_model
     from arc_trm.predict import PredictArgs, check_parts_settings
 
     torch.manual_seed(0)
     model = TRM(ModelConfig(hidden=32, heads=2, seq_len=4, puzzle_emb_len=1))
     table = torch.zeros(3, 32)
-    folder = export_model(tmp_path / "model", model, table, {"track": "arc"})
+    folder = export_model(tmp_path / "model", model, table, DataInfo())
     args = PredictArgs(checkpoint=str(folder), split="arc-agi-1/evaluation", out=str(tmp_path / "out"))
     check_parts_settings(tmp_path / "out", args, [])
     check_parts_settings(tmp_path / "out", args, [])  # the same model: its parts are reused
@@ -524,7 +524,7 @@ def test_parts_of_an_older_model_in_the_same_folder_are_refused(tmp_path, change
         model = TRM(ModelConfig(hidden=32, heads=2, seq_len=4, puzzle_emb_len=1))
     else:  # fine-tuning the embeddings alone leaves the dense weights as they were
         table = torch.ones(3, 32)
-    export_model(folder, model, table, {"track": "arc"})
+    export_model(folder, model, table, DataInfo())
     with pytest.raises(ConfigError, match="holds predictions made with other model; use another out= or delete"):
         check_parts_settings(tmp_path / "out", args, [])
 

@@ -233,7 +233,7 @@ def test_each_track_trains_evaluates_and_scores_through_the_table(name, tmp_path
     test = entry.test_source(data, source.seq_len)
     assert test is None if name == "arc" else len(test) == 2  # ARC's held-out test inputs are in `source`
     info = entry.model_info(source, data)
-    assert info["track"] == name and info["seq_len"] == source.seq_len and info["num_puzzle_ids"] == source.num_puzzle_ids
+    assert info.track == name and info.seq_len == source.seq_len and info.num_puzzle_ids == source.num_puzzle_ids
     report = tmp_path / "report.json"
     text = entry.score_files(predictions, solutions, None, json=report)
     exact = "score" if name == "arc" else "exact_accuracy"

@@ -375,6 +375,7 @@ def test_the_time_budget_stops_several_processes_only_at_log_steps():
 def test_load_source_returns_the_configs_it_derives_and_changes_none():
     """The model's vocabulary and sequence length come from the data; fine-tuning takes the model config
     and the ARC canvas from the exported model. The config passed in stays as it was."""
+    from arc_trm.exported import DataInfo, ExportedModel
     from arc_trm.model.puzzle_embedding import PuzzleEmbedding
     from arc_trm.model.trm import TRM
     from arc_trm.train import load_source
@@ -386,7 +387,7 @@ def test_load_source_returns_the_configs_it_derives_and_changes_none():
     assert (source.seq_len, model.seq_len, model.vocab_size, model.hidden, data.canvas) == (144, 144, 12, 16, 12)
     assert config == before
     trained = TRM(replace(config.model, hidden=32, vocab_size=12, seq_len=100))
-    initial = (trained, PuzzleEmbedding(3, 32), {"canvas": 10})
+    initial = ExportedModel(trained, PuzzleEmbedding(3, 32), DataInfo(canvas=10), Path("model"))
     source, model, data = load_source(config, one_process, initial)
     assert (source.seq_len, data.canvas) == (100, 10) and model == trained.config
     assert config == before

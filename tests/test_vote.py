@@ -344,7 +344,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, extra, message):
 def test_in_training_evaluation_scores_the_default_vote():
     """Training's held-out pass@k is what `arc_trm.predict` would submit (halt_weighted over every
     augmentation and step), not the reference vote: here they disagree."""
-    from arc_trm.evaluate import held_out_metrics
+    from arc_trm.held_out import held_out_metrics
 
     right, wrong = np.array([[1, 2], [3, 4]], np.uint8), np.array([[5]], np.uint8)
     task = Task("t", (Pair(right, right),), (Pair(right, right),))

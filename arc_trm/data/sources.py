@@ -1,5 +1,5 @@
 """The training job's data, from the `data` config section, by its track (`arc_trm.tracks`): what
-`arc_trm.train` and its evaluation (`arc_trm.evaluate`) read."""
+`arc_trm.train` and its evaluation (`arc_trm.held_out`) read."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from arc_trm.config import DataConfig
 from arc_trm.data.stream import ExampleSource
+from arc_trm.exported import DataInfo
 from arc_trm.tracks import track
 
 
@@ -22,7 +23,7 @@ def build_test_source(data: DataConfig, seq_len: int) -> Any | None:
     return track(data.track).test_source(data, seq_len)
 
 
-def describe(source: Any, data: DataConfig) -> dict[str, Any]:
+def describe(source: Any, data: DataConfig) -> DataInfo:
     """What prediction needs to rebuild the puzzle-id mapping of a trained model (its data.json)."""
     return track(data.track).model_info(source, data)
 

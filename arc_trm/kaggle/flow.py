@@ -31,9 +31,10 @@ from tenacity import (
 )
 
 from arc_trm.candidates import NO_GRID, load_candidates, load_log_probs
-from arc_trm.checkpoint import latest_checkpoint, load_model, model_dir_of
+from arc_trm.checkpoint import latest_checkpoint
 from arc_trm.config import Config, check_batch, load_config
 from arc_trm.errors import ConfigError, DataError, error_summary
+from arc_trm.exported import DATA_FILE, DataInfo, load_model, model_dir_of
 from arc_trm.grids import Task, kaggle_challenges, load_challenges
 from arc_trm.io import atomic_write_json, hold_lock, is_transient, read_json, release_lock
 from arc_trm.kaggle.clock import Clock
@@ -115,12 +116,6 @@ class Options:
 
 
 # ------------------------------------------------------------------------------------------- inputs
-
-
-def known_tasks(model: Path) -> set[str]:
-    """Tasks the model has puzzle ids for; any other task is predicted with the blank id (near 0%)."""
-    info = read_json(model / "data.json")
-    return set(info.get("versions") or info.get("task_ids") or ())
 
 
 def fingerprint(*parts: Any) -> str:
@@ -382,8 +377,8 @@ def predict(
     better-founded answers replace what --out held (a prediction over a fallback, a fine-tuned
     model's over the original's)."""
     source = SOURCE_OF_LABEL[label]
-    canvas = read_json(model / "data.json").get("canvas", 30)
-    known = known_tasks(model)
+    info = DataInfo.read(model / DATA_FILE)
+    canvas, known = info.canvas, info.known_tasks  # a task the model does not know is predicted with the blank id (near 0%)
     identity = model_identity(model)
     compute_keys = ("steps", *TEST_TIME_COMPUTE)
     settings = PredictArgs(
@@ -444,9 +439,9 @@ def make_submission(options: Options, clock: Clock) -> None:
     with clock.phase("load"):
         tasks = load_challenges(options.challenges)
         model = model_dir_of(options.checkpoint).resolve()
-        _, _, info = load_model(model)  # a corrupt or inconsistent model is one error line now, before anything is written
-        if TRACKS.get(info.get("track", "arc")) is not ARC:
-            raise ConfigError(f"--checkpoint {model}: a {info['track']} model, not an ARC one")
+        info = load_model(model).data  # a corrupt or inconsistent model is one error line now, before anything is written
+        if TRACKS.get(info.track) is not ARC:
+            raise ConfigError(f"--checkpoint {model}: a {info.track} model, not an ARC one")
         options = replace(options, work=options.work.resolve())
         tasks_key = fingerprint(kaggle_challenges(tasks))
         tasks_file = options.work / f"tasks-{tasks_key}.json"
@@ -459,7 +454,7 @@ def make_submission(options: Options, clock: Clock) -> None:
 
 
 def write_and_improve(
-    options: Options, model: Path, info: dict[str, Any], tasks: Sequence[Task], tasks_file: Path, tasks_key: str,
+    options: Options, model: Path, info: DataInfo, tasks: Sequence[Task], tasks_file: Path, tasks_key: str,
     config: Config, clock: Clock,
 ) -> None:
     """Steps 2 to 5 of `python -m submissions.make` (its docstring), with --out locked."""
@@ -471,7 +466,7 @@ def write_and_improve(
         except OSError as error:
             raise DataError(f"{options.out}: cannot write the submission ({error_summary(error)})") from None
         answers.save_records(options.out)
-    canvas = info.get("canvas", 30)
+    canvas = info.canvas
     if clock.remaining() <= 0:
         report.note(f"The time budget is spent: {standing(answers)}.")
     elif nothing_to_improve(tasks, answers, options, canvas):

@@ -117,6 +117,7 @@ class StepOutput(NamedTuple):
     q_continue: torch.Tensor  # (B,) fp32 logit
 
 
+CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 """The dense weights of an exported model (beside config.json, the model config as flat JSON)."""
 HUB_DOWNLOAD_OPTIONS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
@@ -154,7 +155,7 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
 
     `TRM.from_pretrained(folder or hub id)` and `model.save_pretrained(folder)` (huggingface_hub's
     mixin) read and write the same pair an export holds: config.json and weights.safetensors. The
-    project's own loader (`arc_trm.checkpoint.load_model`) also reads the puzzle table and data.json.
+    project's own loader (`arc_trm.exported.load_model`) also reads the puzzle table and data.json.
     `from_pretrained` raises `arc_trm.errors.DataError`, naming the file, for a folder without config.json
     or weights.safetensors and for a config.json that is not a valid model config (a field of the wrong
     type or out of its range, such as negative heads)."""
@@ -166,11 +167,11 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TRM":  # type: ignore[override]
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():  # checked before the mixin reads config.json, which it does without a word on errors
-            for name in ("config.json", WEIGHTS_FILE):
+            for name in (CONFIG_FILE, WEIGHTS_FILE):
                 if not (folder / name).is_file():
                     raise DataError(f"{folder}: not a saved TRM (no {name})")
-            config = model_config_from(read_json(folder / "config.json"), folder / "config.json")
-            check_weights_fit(config, folder / "config.json", folder / WEIGHTS_FILE)
+            config = model_config_from(read_json(folder / CONFIG_FILE), folder / CONFIG_FILE)
+            check_weights_fit(config, folder / CONFIG_FILE, folder / WEIGHTS_FILE)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
@@ -179,7 +180,7 @@ class TRM(nn.Module, PyTorchModelHubMixin, library_name="arc_trm", tags=["arc-ag
         if kwargs.get("config") is None:
             raise DataError(f"{model_id}: not a saved TRM (no config.json)")
         if isinstance(kwargs["config"], dict):  # config.json's fields (annotations are strings here)
-            kwargs["config"] = model_config_from(kwargs["config"], f"{model_id}/config.json")
+            kwargs["config"] = model_config_from(kwargs["config"], f"{model_id}/{CONFIG_FILE}")
         model = cls(**kwargs)
         if Path(model_id).is_dir():
             weights = Path(model_id) / WEIGHTS_FILE

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from arc_trm.data.stream import ExampleSource
 from arc_trm.errors import ConfigError
+from arc_trm.exported import DataInfo
 from arc_trm.tracks.arc import ARC
 from arc_trm.tracks.maze import MAZE
 from arc_trm.tracks.sudoku import SUDOKU
@@ -49,7 +50,7 @@ class Track(Protocol):
         """The held-out puzzles that evaluation during training predicts (they must fit a model of `seq_len`
         tokens), read apart from the training data; None when the training source holds them (ARC)."""
 
-    def model_info(self, source: Any, data: Any) -> dict[str, Any]:
+    def model_info(self, source: Any, data: Any) -> DataInfo:
         """What an exported model keeps of its training data (data.json): its track, and what prediction
         needs to rebuild the puzzle-id mapping."""
 

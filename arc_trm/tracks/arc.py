@@ -11,6 +11,7 @@ from typing import Any
 from arc_trm import scoring
 from arc_trm.data.arc import PRESETS, ArcSource, arc_tasks, hold_out_every_test
 from arc_trm.errors import ConfigError
+from arc_trm.exported import DataInfo
 from arc_trm.grids import Task
 from arc_trm.splits import resolve
 from arc_trm.tokens import ARC_VOCAB
@@ -68,10 +69,8 @@ class ArcTrack:
         """None: the held-out test inputs are tasks of the training source (`ArcSource.held_out`)."""
         return None
 
-    def model_info(self, source: ArcSource, data: Any) -> dict[str, Any]:
-        info: dict[str, Any] = {"track": self.name, "num_puzzle_ids": source.num_puzzle_ids, "seq_len": source.seq_len}
-        info.update(source.metadata())
-        return info
+    def model_info(self, source: ArcSource, data: Any) -> DataInfo:
+        return DataInfo.from_json({"track": self.name, **source.metadata()})
 
     def score_files(
         self, predictions: Path, solutions: Path | None, split: str | None, json: Path | None = None, render: Path | None = None,

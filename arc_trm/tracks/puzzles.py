@@ -35,6 +35,7 @@ import numpy as np
 from arc_trm.data.generation import Puzzle
 from arc_trm.data.stream import ExampleSource
 from arc_trm.errors import ConfigError, DataError, UserError
+from arc_trm.exported import DataInfo
 from arc_trm.io import atomic_write_json, read_csv_rows, write_csv
 
 PREDICTIONS_HEADER = ("index", "prediction")
@@ -106,8 +107,8 @@ class PuzzleTrack(ABC):
             raise DataError(f"{csv}: puzzles of {source.seq_len} cells, the model reads {seq_len}")
         return source
 
-    def model_info(self, source: Any, data: Any) -> dict[str, Any]:
-        return {"track": self.name, "num_puzzle_ids": source.num_puzzle_ids, "seq_len": source.seq_len}
+    def model_info(self, source: Any, data: Any) -> DataInfo:
+        return DataInfo(track=self.name, num_puzzle_ids=source.num_puzzle_ids, seq_len=source.seq_len)
 
     # ------------------------------------------------------------------------ predictions, scores
 

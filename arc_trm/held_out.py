@@ -2,7 +2,8 @@
 held-out ARC test inputs (pass@1/2 of the default vote, halt_weighted, over `run.eval_aug` augmentations
 and every supervision step, exact accuracy of the identity's last step; `eval/` for the evaluation
 tasks, `eval_training/` for the training tasks held out by `data.hold_out_training_tests`) or the Sudoku / Maze test puzzles (exact and cell accuracy),
-with the inference of `arc_trm.inference`."""
+with the inference of `arc_trm.inference`. Each figure also on the validation half (`arc_trm.splits.half`
+of the task id, or of a test puzzle's row number), as `.../validation_...`: what `run.keep_best` selects by."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from accelerate.utils import gather_object
 from arc_trm.candidates import Candidate, CandidateTable
 from arc_trm.config import Config
 from arc_trm.data.sources import build_test_source
+from arc_trm.exported import DataInfo, PuzzleIndex
 from arc_trm.grids import Task
-from arc_trm.inference import PuzzleIndex, predict_puzzles, predict_queries, queries, shard
+from arc_trm.inference import predict_puzzles, predict_queries, queries, shard
 from arc_trm.model.puzzle_embedding import PuzzleEmbedding
 from arc_trm.model.trm import TRM
+from arc_trm.splits import half
 from arc_trm.tokens import IGNORE_LABEL
 from arc_trm.vote import DEFAULT_POLICY, pass_at_k, vote
 
@@ -34,18 +37,22 @@ def evaluate_puzzles(model: TRM, table: PuzzleEmbedding, test_source: Any, confi
     batch_size = eval_batch_size(config, accelerator)
     if table.sharded:  # batches differ between processes: every row on every process (Sudoku / Maze have one)
         table = table.subset(torch.arange(table.num_ids, device=accelerator.device))
-    _, predicted, labels = predict_puzzles(
+    indices, predicted, labels = predict_puzzles(
         model, table, test_source, batch_size, config.model.halt_max_steps, accelerator.device,
         accelerator.process_index, accelerator.num_processes,
     )
     supervised = labels != IGNORE_LABEL
     correct = (predicted == labels) | ~supervised
+    solved = correct.all(axis=1)
+    validation = np.array([half(str(i)) == "validation" for i in indices.tolist()], dtype=bool)
     sums = torch.tensor(
-        [float(correct.all(axis=1).sum()), float((correct & supervised).sum()), float(supervised.sum()), float(len(labels))],
+        [float(solved.sum()), float((correct & supervised).sum()), float(supervised.sum()), float(len(labels)),
+         float(solved[validation].sum()), float(validation.sum())],
         dtype=torch.float64, device=accelerator.device,
     )
-    exact, cells, total_cells, n = accelerator.reduce(sums, reduction="sum").tolist()
-    return {"eval/exact_accuracy": exact / max(n, 1), "eval/cell_accuracy": cells / max(total_cells, 1)}
+    exact, cells, total_cells, n, exact_validation, n_validation = accelerator.reduce(sums, reduction="sum").tolist()
+    return {"eval/exact_accuracy": exact / max(n, 1), "eval/cell_accuracy": cells / max(total_cells, 1),
+            "eval/validation_exact_accuracy": exact_validation / max(n_validation, 1)}
 
 
 def evaluate_held_out(
@@ -68,7 +75,7 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     held_out = [task for task in source.tasks if task.id in source.held_out and task.has_solutions]
     if not held_out:
         return {}
-    index = PuzzleIndex.from_data_info(source.metadata())
+    index = PuzzleIndex.from_data(DataInfo.from_json(source.metadata()))
     items = list(queries(held_out, index, max_aug=config.run.eval_aug - 1))
     mine = shard(items, accelerator.process_index, accelerator.num_processes)
     batch_size = eval_batch_size(config, accelerator)
@@ -82,10 +89,12 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     training = getattr(source, "held_out_training", frozenset())
     results = {}
     for prefix, group in (("eval", [t for t in held_out if t.id not in training]), ("eval_training", [t for t in held_out if t.id in training])):
-        if group:
-            ids = {t.id for t in group}
-            mine = [c for c in candidates if c.task_id in ids]
-            results.update({f"{prefix}/{k}": v for k, v in held_out_metrics(mine, group, config.model.halt_max_steps).items()})
+        validation = [t for t in group if half(t.id) == "validation"]
+        for tasks, name in ((group, f"{prefix}/"), (validation, f"{prefix}/validation_")):
+            if tasks:
+                ids = {t.id for t in tasks}
+                mine = [c for c in candidates if c.task_id in ids]
+                results.update({name + k: v for k, v in held_out_metrics(mine, tasks, config.model.halt_max_steps).items()})
     return results
 
 
