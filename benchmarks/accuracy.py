@@ -4,6 +4,7 @@ vote with every policy, and record what it solves with an honest protocol.
     python benchmarks/accuracy.py preset=arc1_8x8_cpu --seeds 3          # a CPU rung, its own budget
     python benchmarks/accuracy.py preset=arc1_8x8_cpu --example-steps 100000 model.n=3
     python benchmarks/accuracy.py compare A.yaml B.yaml preset=arc1_8x8_cpu --seeds 3
+    python benchmarks/accuracy.py preset=arc1_8x8_cpu --seeds 3 --versions all --steps all,16,64 --trajectories 1,4,16
     python benchmarks/accuracy.py preset=arc1 --launch "accelerate launch --config_file accelerate_configs/multi_gpu.yaml"
 
 1. **Budget in work.** Each seed trains `python -m arc_trm.train PRESET OVERRIDES train.seed=S` to the
@@ -20,7 +21,9 @@ vote with every policy, and record what it solves with an honest protocol.
    (every CPU rung), the training tasks' test inputs (their demos are trained on): reported apart,
    never mixed (training tasks are easier).
 3. **Validation and test halves.** A fixed rule (`ladder.half`, a hash of the task id) splits each
-   group. The setting (versions x supervision steps) and voting policy are chosen on the validation
+   group. The setting (versions x supervision steps x trajectories: `--steps` past the trained number
+   and `--trajectories K --noise s` are test-time compute, each cell one subset of a single prediction,
+   its candidates one per forward pass) and voting policy are chosen on the validation
    half (mean over seeds); the headline is the test half at that choice, beside the default policy at
    every version and step (which involves no choice, so it is also given over the whole group). Each
    figure is the mean over seeds with the lowest and highest seed and a 95% bootstrap interval over tasks.
@@ -59,6 +62,8 @@ import ladder  # noqa: E402
 from common import REPO, RESULTS, cpu_model, finish_fraction_axes, measure_peak, publish_entry, save_figure  # noqa: E402
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
+from arc_trm.inference import MAX_TRAJECTORIES  # noqa: E402
+from arc_trm.predict import MAX_STEPS  # noqa: E402
 
 POLICY_ORDER = ("reference", "halt_weighted", "first_halt", "poe")
 GROUPS = ("evaluation", "training")
@@ -67,14 +72,23 @@ RUNS = REPO / "runs" / "ladder"
 
 @dataclass(frozen=True)
 class Setting:
-    """One prediction setting: versions per test input (identity included) and supervision steps."""
+    """One prediction setting: versions per test input (identity included), supervision steps (more than
+    the trained number continue the recursion) and trajectories per query (1 = the deterministic run; the
+    others add `noise` to the latent, test-time compute)."""
 
     versions: int
     steps: int
+    trajectories: int = 1
+    noise: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"aug{self.versions}_steps{self.steps}"
+        noisy = f"_traj{self.trajectories}_noise{self.noise:g}" if self.trajectories > 1 else ""
+        return f"aug{self.versions}_steps{self.steps}{noisy}"
+
+    def describe(self) -> str:
+        noisy = f" x {self.trajectories} trajectories" if self.trajectories > 1 else ""
+        return f"{self.versions} versions x {self.steps} steps{noisy}"
 
 
 Cell = tuple[Setting, str]
@@ -118,7 +132,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     else:
         parser.add_argument("--versions", default="1,8,all",
                             help="versions per test input to compare, identity included ('all' = every trained one)")
-        parser.add_argument("--steps", default="1,2,all", help="supervision steps to compare ('all' = the model's halt_max_steps)")
+        parser.add_argument("--steps", default="1,2,all", help="supervision steps to compare ('all' = the model's "
+                            f"halt_max_steps; larger numbers, up to {MAX_STEPS}, continue the recursion past it)")
+        parser.add_argument("--trajectories", default="1", help="trajectories per query to compare (1 = the deterministic "
+                            f"run, which the default vote uses; up to {MAX_TRAJECTORIES}); the others add --noise to the latent")
+        parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
     add_common(parser)
     args, overrides = parser.parse_known_args(argv[1:] if compare else argv)
     args.compare = compare
@@ -140,6 +158,13 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                 parser.error(f"{option}: {error}")
             if "all" not in (item.strip() for item in text.split(",")):
                 parser.error(f"{option} must include 'all': the default vote is over every version and step")
+        try:
+            if 1 not in numbers(args.trajectories, 1, MAX_TRAJECTORIES) or "all" in args.trajectories:
+                parser.error("--trajectories must include 1 (the default vote is over the deterministic run) and not 'all'")
+        except ValueError as error:
+            parser.error(f"--trajectories: {error}")
+        if not (math.isfinite(args.noise) and args.noise > 0):
+            parser.error("--noise must be a number > 0")
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -168,14 +193,14 @@ def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"--results {results}: not a file in an existing folder")
 
 
-def numbers(text: str, top: int) -> list[int]:
-    """'1,8,all' -> [1, 8, top], each at most `top`; ValueError naming a bad item."""
+def numbers(text: str, top: int, most: int | None = None) -> list[int]:
+    """'1,8,all' -> [1, 8, top], each at most `most` (default `top`); ValueError naming a bad item."""
     values = set()
     for item in (part.strip() for part in text.split(",")):
         if item == "all":
             values.add(top)
         elif item.isdigit() and int(item) >= 1:
-            values.add(min(int(item), top))
+            values.add(min(int(item), top if most is None else most))
         else:
             raise ValueError(f"{item!r} is neither a whole number >= 1 nor 'all'")
     return sorted(values)
@@ -368,13 +393,14 @@ def write_held_out(run_dir: Path) -> Held:
 
 
 def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting) -> Path:
+    """The candidates of `setting` (and, without trajectories, the log-probabilities `poe` votes with)."""
     step = trained_step(run_dir)
     out = run_dir / "predict" / f"step_{step}" / setting.name
+    noisy = [f"trajectories={setting.trajectories}", f"noise={setting.noise!r}"] if setting.trajectories > 1 else ["policy=poe", "poe_top_n=10"]
     if not (out / "candidates.parquet").exists():
         run([
             *launcher(args), "-m", "arc_trm.predict", f"checkpoint={run_dir / 'model'}", f"split={challenges}",
-            f"out={out}", f"num_aug={setting.versions - 1}", f"steps={setting.steps}", "policy=poe", "poe_top_n=10",
-            f"batch_size={args.batch_size}",
+            f"out={out}", f"num_aug={setting.versions - 1}", f"steps={setting.steps}", *noisy, f"batch_size={args.batch_size}",
         ])
     return out
 
@@ -391,22 +417,24 @@ def within(table: Any, setting: Setting) -> Any:
     """The candidates a prediction at `setting` would make: the first `versions` versions (k below it)
     and the first `steps` steps of a prediction at a larger setting, in its order (so votes and their
     ties are the same as a separate prediction's)."""
-    return table.select((table.augmentation < setting.versions) & (table.step <= setting.steps))
+    return table.select((table.augmentation < setting.versions) & (table.step <= setting.steps)
+                        & (table.trajectory < setting.trajectories))
 
 
-def score_with_evaluation(out: Path, challenges: Path, policy: str) -> dict[str, Any]:
-    """`python -m evaluation.score` on the setting's votes under `policy` (submission written by this script)."""
+def score_with_evaluation(out: Path, challenges: Path, setting: Setting, policy: str) -> dict[str, Any]:
+    """`python -m evaluation.score` on the votes of `setting` (within the candidates in `out`) under
+    `policy` (`poe` only where `out` is that setting's own prediction); the submission is written by this script."""
     from arc_trm.candidates import load_candidates, load_log_probs
     from arc_trm.kaggle.submission import attempts_from_rankings, write_submission
     from arc_trm.splits import resolve
     from arc_trm.vote import vote
 
     tasks = resolve(challenges)
-    table = load_candidates(out / "candidates.parquet")
+    table = within(load_candidates(out / "candidates.parquet"), setting)
     options = {"log_probs": load_log_probs(out / "log_probs.parquet")} if policy == "poe" else {}
-    submission = out / f"submission_{policy}.json"
+    submission = out / f"submission_{setting.name}_{policy}.json"
     write_submission(attempts_from_rankings(vote(table, policy, **options), tasks), submission, tasks)
-    report = out / f"score_{policy}.json"
+    report = out / f"score_{setting.name}_{policy}.json"
     run([sys.executable, "-m", "evaluation.score", str(submission), "--solutions", str(challenges.with_name("solutions.json")),
          "--json", str(report)])
     return json.loads(report.read_text())
@@ -418,8 +446,14 @@ class Measured:
 
     pass2: dict[Cell, dict[int, dict[str, float]]]  # cell -> seed -> task -> pass@2
     pass1: dict[Cell, dict[int, dict[str, float]]]
-    candidates: dict[Cell, float]  # mean over seeds
+    candidates: dict[Cell, float]  # mean over seeds; one per forward pass of one query
     held: Held
+
+
+def largest_of(settings: list[Setting]) -> Setting:
+    """The one prediction every setting is a subset of."""
+    return Setting(max(s.versions for s in settings), max(s.steps for s in settings), max(s.trajectories for s in settings),
+                   max(s.noise for s in settings))
 
 
 def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[Setting], policies: tuple[str, ...]) -> Measured:
@@ -428,7 +462,8 @@ def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[S
     log-probabilities belong to the predicted setting, is scored there only)."""
     from arc_trm.candidates import load_candidates, load_log_probs
 
-    largest = Setting(max(s.versions for s in settings), max(s.steps for s in settings))
+    largest = largest_of(settings)
+    most = largest.trajectories
     pass2: dict[Cell, dict[int, dict[str, float]]] = {}
     pass1: dict[Cell, dict[int, dict[str, float]]] = {}
     counts: dict[Cell, list[int]] = {}
@@ -438,10 +473,11 @@ def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[S
         if not held.tasks:
             sys.exit(f"error: {seed_run.run_dir}: the run holds out no task with known test outputs; nothing to measure")
         out = predict(args, seed_run.run_dir, held.challenges, largest)
-        table, log_probs = load_candidates(out / "candidates.parquet"), load_log_probs(out / "log_probs.parquet")
+        table = load_candidates(out / "candidates.parquet")
+        log_probs = load_log_probs(out / "log_probs.parquet") if most == 1 else None
         for setting in settings:
             subset = within(table, setting)
-            scored = tuple(p for p in policies if p != "poe" or setting == largest)
+            scored = tuple(p for p in policies if p != "poe" or (setting == largest and most == 1))
             for k, into in ((2, pass2), (1, pass1)):
                 for policy, scores in task_scores(subset, log_probs, held.tasks, scored, k).items():
                     into.setdefault((setting, policy), {})[seed_run.seed] = scores
@@ -525,22 +561,23 @@ def group_lines(measured: Measured, default: Cell) -> list[str]:
         ]
         text = [c.cell() if c is not None else "-" for c in cells]
         lines.append(f"| {group} | {len(ids)} ({len(halves['validation'])} / {len(halves['test'])}) | {text[0]} | {text[1]} | "
-                     f"`{chosen[1]}`, {chosen[0].versions} versions x {chosen[0].steps} steps | {text[2]} | **{text[3]}** |")
+                     f"`{chosen[1]}`, {chosen[0].describe()} | {text[2]} | **{text[3]}** |")
     return lines
 
 
 def cell_table(measured: Measured) -> list[str]:
     """Every cell's pass@2 over each whole group, mean over seeds: a description, not a choice."""
     present = [g for g in GROUPS if measured.held.groups.get(g)]
-    lines = ["| versions | steps | policy | candidates | " + " | ".join(f"{g} pass@1 | {g} pass@2" for g in present) + " |",
-             "| ---: | ---: | --- | ---: | " + " | ".join("---: | ---:" for _ in present) + " |"]
+    lines = ["| versions | steps | trajectories | policy | candidates (forward passes) | "
+             + " | ".join(f"{g} pass@1 | {g} pass@2" for g in present) + " |",
+             "| ---: | ---: | ---: | --- | ---: | " + " | ".join("---: | ---:" for _ in present) + " |"]
     for (setting, policy), scores in measured.pass2.items():
         figures = []
         for group in present:
             ids = measured.held.groups[group]
             figures.append(f"{100 * statistics.fmean(ladder.figure(measured.pass1[(setting, policy)], ids)):.1f}%")
             figures.append(f"{100 * statistics.fmean(ladder.figure(scores, ids)):.1f}%")
-        lines.append(f"| {setting.versions} | {setting.steps} | {policy} | {measured.candidates[(setting, policy)]:,.0f} | "
+        lines.append(f"| {setting.versions} | {setting.steps} | {setting.trajectories} | {policy} | {measured.candidates[(setting, policy)]:,.0f} | "
                      + " | ".join(figures) + " |")
     return lines
 
@@ -601,13 +638,14 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
 
     print("[2/4] predicting the held-out tasks at every setting", flush=True)
     versions, halt_max_steps = model_shape(runs[0].run_dir)
-    settings = [Setting(v, s) for v in numbers(args.versions, versions) for s in numbers(args.steps, halt_max_steps)]
+    settings = [Setting(v, s, k, args.noise if k > 1 else 0.0) for v in numbers(args.versions, versions)
+                for s in numbers(args.steps, halt_max_steps, MAX_STEPS) for k in numbers(args.trajectories, 1, MAX_TRAJECTORIES)]
     measured = measure_rung(args, runs, settings, POLICY_ORDER)
     default = (Setting(versions, halt_max_steps), DEFAULT_POLICY)
 
     print("[3/4] scoring the default vote with evaluation.score", flush=True)
-    out = runs[0].run_dir / "predict" / f"step_{runs[0].step}" / default[0].name
-    score = score_with_evaluation(out, measured.held.challenges, DEFAULT_POLICY)
+    out = runs[0].run_dir / "predict" / f"step_{runs[0].step}" / largest_of(settings).name
+    score = score_with_evaluation(out, measured.held.challenges, default[0], DEFAULT_POLICY)
 
     print("[4/4] recording", flush=True)
     body = budget_lines(rung, runs) + [

@@ -49,7 +49,7 @@ def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
         assert row and int(row[1]) + int(row[2]) == 4, group
     assert "a maximum read off this table is an oracle chosen on the test tasks" in text
     assert re.search(r"still rising over the last fifth in [012] of 2 seeds", text)
-    cells = re.findall(r"^\| (\d) \| (\d) \| (\w+) \| ([\d,]+) \|", text, re.M)
+    cells = re.findall(r"^\| (\d) \| (\d) \| 1 \| (\w+) \| ([\d,]+) \|", text, re.M)
     # versions x steps x 3 policies, and poe (its log-probabilities are the largest setting's) there only
     assert len(cells) == 2 * 2 * 3 + 1 and [c[:3] for c in cells if c[2] == "poe"] == [("3", "2", "poe")]
     # each smaller setting is a subset of the one prediction: candidates scale with versions x steps
@@ -65,6 +65,22 @@ def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "seed(s) of" not in again.stdout and "arc_trm.train" not in again.stdout
     assert text.count("accuracy.py\n") + 1 == results.read_text().count("accuracy.py\n")
+
+
+def test_test_time_compute_cells_are_subsets_of_one_noisy_prediction_past_the_trained_steps(tmp_path):
+    results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    done = accuracy("--optimizer-steps", "4", "--run-dir", str(runs), "--versions", "all", "--steps", "all,4",
+                    "--trajectories", "1,2", "--noise", "0.5", "--results", str(results), *SMALL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text()
+    cells = re.findall(r"^\| 3 \| (\d) \| (\d) \| (\w+) \| ([\d,]+) \|", text, re.M)
+    # steps 2 (trained) and 4 x trajectories 1 and 2 x the three policies; no poe (its log-probabilities are
+    # of the deterministic run alone)
+    assert sorted({c[:2] for c in cells}) == [("2", "1"), ("2", "2"), ("4", "1"), ("4", "2")] and len(cells) == 12
+    assert "poe" not in {c[2] for c in cells}
+    count = {(steps, k): int(n.replace(",", "")) for steps, k, _, n in cells}
+    assert count[("4", "2")] == 2 * count[("4", "1")] == 2 * count[("2", "2")] == 4 * count[("2", "1")]
+    assert [p.name for p in (runs / "seed_0" / "predict").glob("*/*")] == ["aug3_steps4_traj2_noise0.5"]
 
 
 def test_compare_prints_a_paired_interval(tmp_path):
@@ -88,7 +104,8 @@ def test_compare_prints_a_paired_interval(tmp_path):
 
 @pytest.mark.parametrize("option", [
     ["--versions", "abc"], ["--steps", "0"], ["--versions", "-3"], ["--batch-size", "0"], ["--minutes", "nan"],
-    ["--launch", "'"], ["--results", "."], ["--seeds", "0"], ["--example-steps", "0"],
+    ["--launch", "'"], ["--results", "."], ["--seeds", "0"], ["--example-steps", "0"], ["--trajectories", "2,4"],
+    ["--trajectories", "1,x"], ["--noise", "0"],
 ])
 def test_bad_options_are_one_line_before_any_work(option, tmp_path):
     done = accuracy(*option, "--run-dir", str(tmp_path / "never"), "preset=tiny")
