@@ -26,7 +26,9 @@ under the accuracy ladder's protocol (accuracy.py, ladder.py).
    The held-out puzzles are one test.csv (bands interleaved, so `data.max_test` takes a balanced
    prefix for the periodic evaluation of the learning curve), their bands in bands.json.
 3. **Measure**: `python -m arc_trm.predict` per seed at the trained supervision steps and at each of
-   `--steps-sweep` (the recursion curve, also past the trained number); each puzzle scored from
+   `--steps-sweep` (the recursion curve, also past the trained number), and at the trained steps with each
+   of `--trajectories-sweep` trajectories (noisy runs of each puzzle, `--noise`, the surest halt kept:
+   test-time compute, with its cost in block applications); each puzzle scored from
    predictions.csv (exact, cell accuracy, a valid solution / a valid shortest path), checked against
    the report predict writes. Each figure: mean over seeds, lowest and highest seed, 95% bootstrap
    interval over puzzles. `compare`: B - A exact accuracy per band with a paired bootstrap interval.
@@ -51,6 +53,7 @@ import ladder  # noqa: E402
 from common import BENCHMARKS, REPO, finish_fraction_axes, publish_entry, save_figure  # noqa: E402
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
+from arc_trm.inference import MAX_TRAJECTORIES  # noqa: E402
 
 PUZZLE_TRACKS = ("sudoku", "maze")
 RUNS = REPO / "runs" / "puzzles"
@@ -300,12 +303,14 @@ def model_config(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "model" / "config.json").read_text())
 
 
-def predict_at(args: argparse.Namespace, run: accuracy.SeedRun, held: HeldOut, steps: int) -> Path:
-    """`python -m arc_trm.predict` of every held-out puzzle at `steps` supervision steps (kept for a re-run)."""
-    out = run.run_dir / "predict" / f"step_{run.step}" / f"steps_{steps}"
+def predict_at(args: argparse.Namespace, run: accuracy.SeedRun, held: HeldOut, steps: int, trajectories: int = 1) -> Path:
+    """`python -m arc_trm.predict` of every held-out puzzle at `steps` supervision steps (kept for a re-run);
+    with `trajectories` > 1, that many runs of each puzzle, the others with --noise, picked by the halting head."""
+    noisy = [f"trajectories={trajectories}", f"noise={args.noise!r}"] if trajectories > 1 else []
+    out = run.run_dir / "predict" / f"step_{run.step}" / (f"steps_{steps}" + (f"_traj{trajectories}_noise{args.noise:g}" if noisy else ""))
     if not (out / "report.json").exists():
         accuracy.run([*accuracy.launcher(args), "-m", "arc_trm.predict", f"checkpoint={run.run_dir / 'model'}",
-                      f"split={held.test_csv}", f"out={out}", f"steps={steps}", f"batch_size={args.batch_size}"])
+                      f"split={held.test_csv}", f"out={out}", f"steps={steps}", *noisy, f"batch_size={args.batch_size}"])
     return out
 
 
@@ -329,16 +334,22 @@ def puzzle_scores(track: str, puzzles: Sequence[dict[str, str]], out: Path) -> d
     return scores
 
 
-def measure(args: argparse.Namespace, runs: list[accuracy.SeedRun], held: HeldOut, steps: Sequence[int], track: str
-            ) -> dict[int, dict[str, Scores]]:
-    """steps -> metric -> seed -> puzzle -> score, one prediction per seed and step count."""
+def measure(args: argparse.Namespace, runs: list[accuracy.SeedRun], held: HeldOut, steps: Sequence[int], track: str,
+            trajectories: int = 1) -> dict[int, dict[str, Scores]]:
+    """steps -> metric -> seed -> puzzle -> score, one prediction per seed and step count (at `trajectories`)."""
     puzzles = read_rows(held.test_csv)
     measured: dict[int, dict[str, Scores]] = {}
     for run in runs:
         for count in steps:
-            for name, scores in puzzle_scores(track, puzzles, predict_at(args, run, held, count)).items():
+            for name, scores in puzzle_scores(track, puzzles, predict_at(args, run, held, count, trajectories)).items():
                 measured.setdefault(count, {}).setdefault(name, {})[run.seed] = scores
     return measured
+
+
+def measure_trajectories(args: argparse.Namespace, runs: list[accuracy.SeedRun], held: HeldOut, steps: int, track: str,
+                         at_one: dict[str, Scores]) -> dict[int, dict[str, Scores]]:
+    """trajectories -> metric -> seed -> puzzle -> score at `steps` supervision steps (1: `at_one`, already measured)."""
+    return {k: at_one if k == 1 else measure(args, runs, held, [steps], track, k)[steps] for k in args.trajectory_list}
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -401,6 +412,19 @@ def sweep_table(held: HeldOut, measured: dict[int, dict[str, Scores]], config: d
     return lines
 
 
+def trajectory_table(held: HeldOut, measured: dict[int, dict[str, Scores]], config: dict[str, Any]) -> list[str]:
+    """Exact accuracy of each band against trajectories per puzzle at the trained steps, with each row's cost."""
+    views = band_views(held)
+    steps = config["halt_max_steps"]
+    lines = ["| trajectories | block applications per puzzle | MFLOP per puzzle | " + " | ".join(n for n, _ in views) + " |",
+             "| ---: | ---: | ---: | " + " | ".join("---:" for _ in views) + " |"]
+    for k in sorted(measured):
+        blocks, mflop = forward_cost(config, steps * k)
+        lines.append(f"| {k}{' (deterministic)' if k == 1 else ''} | {blocks:,} | {mflop:,.0f} | "
+                     + " | ".join(mean_figure(measured[k]["exact"], rows) for _, rows in views) + " |")
+    return lines
+
+
 def recursion_curve(held: HeldOut, measured: dict[int, dict[str, Scores]], config: dict[str, Any], path: Path) -> None:
     """Exact accuracy of each band against supervision steps at inference (mean over seeds), log2 axis."""
     import matplotlib
@@ -445,6 +469,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     else:
         parser.add_argument("--steps-sweep", default="1,2,4,8,16,32",
                             help="supervision steps at inference for the recursion curve (the trained number is always measured)")
+        parser.add_argument("--trajectories-sweep", default="1,4,16",
+                            help="trajectories per puzzle at the trained steps (test-time compute: the others add --noise to "
+                                 "the latent; the one whose last step halts most surely is kept, as PTRM); default 1,4,16")
+        parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
     parser.add_argument("--arm", default=str(BENCHMARKS / "arms" / f"{track}_cpu.yaml"),
                         help=f"the recipe: an arm file of training overrides on preset={track} (default benchmarks/arms/{track}_cpu.yaml)")
     parser.add_argument("--cache", default=str(CACHE), help="folder for generated and prepared data (default runs/puzzles/data)")
@@ -484,6 +512,14 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             args.sweep = steps_list(args.steps_sweep)
         except ValueError as error:
             parser.error(f"--steps-sweep: {error}")
+        try:
+            args.trajectory_list = steps_list(args.trajectories_sweep)
+        except ValueError as error:
+            parser.error(f"--trajectories-sweep: {error}")
+        if max(args.trajectory_list) > MAX_TRAJECTORIES:
+            parser.error(f"--trajectories-sweep: at most {MAX_TRAJECTORIES} trajectories")
+        if not (math.isfinite(args.noise) and args.noise > 0):
+            parser.error("--noise must be a number > 0")
     if not Path(args.arm).is_file():
         parser.error(f"--arm {args.arm}: no such file")
     if args.track == "sudoku":
@@ -560,6 +596,8 @@ def rung_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -
     measured = measure(args, runs, held, sorted({trained, *args.sweep}), args.track)
     sweep_plot = rung.root / "recursion_curve.png"
     recursion_curve(held, measured, config, sweep_plot)
+    print(f"[2/3] and at {args.trajectory_list} trajectories per puzzle", flush=True)
+    by_trajectories = measure_trajectories(args, runs, held, trained, args.track, measured[trained])
 
     print("[3/3] recording", flush=True)
     rising = sum(accuracy.still_rising(accuracy.read_metrics(r.run_dir)) for r in runs)
@@ -580,6 +618,12 @@ def rung_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -
         "answer). Cost per puzzle: one model call per step, each T x (n + 1) block applications:",
         "",
         *sweep_table(held, measured, config),
+        "",
+        f"Exact accuracy against trajectories per puzzle at the trained {trained} steps (mean over seeds): trajectory 1 is "
+        f"the deterministic run, the others add {args.noise:g} x N(0, 1) to the latent after each z-update (seeded per "
+        "puzzle), and the trajectory whose last step has the highest halting probability answers (PTRM's rule):",
+        "",
+        *trajectory_table(held, by_trajectories, config),
     ]
     publish_entry(__file__, args, argv, device, f"{args.track}: held-out exact and cell accuracy per band and against supervision steps at "
             "inference, over seeds, with bootstrap intervals over puzzles", body)

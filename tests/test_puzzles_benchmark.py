@@ -91,7 +91,7 @@ def test_puzzle_scores_read_predictions_against_the_answers_and_the_report(tmp_p
     [], ["chess"], ["sudoku", "--bands", "0,0-5"], ["sudoku", "--steps-sweep", "0"], ["sudoku", "--data", "/nonexistent"],
     ["maze", "--size", "1"], ["maze", "--min-length", "121"], ["sudoku", "--train", "0"], ["sudoku", "data.path=x"],
     ["sudoku", "--arm", "/nonexistent.yaml"], ["sudoku", "model.hidden=abc"], ["maze", "--seeds", "0"],
-    ["sudoku", "compare", "benchmarks/arms/unchanged.yaml"],
+    ["sudoku", "compare", "benchmarks/arms/unchanged.yaml"], ["sudoku", "--trajectories-sweep", "0"], ["maze", "--noise", "-1"],
 ])
 def test_bad_arguments_are_one_line_and_exit_2_before_any_work(arguments, tmp_path):
     done = bench(*arguments, "--cache", str(tmp_path / "never"), "--run-dir", str(tmp_path / "never"))
@@ -104,7 +104,8 @@ def test_bad_arguments_are_one_line_and_exit_2_before_any_work(arguments, tmp_pa
 def test_a_sudoku_rung_writes_an_entry_with_its_bands_sweep_and_curves(tmp_path):
     results, runs, cache = tmp_path / "RESULTS.md", tmp_path / "runs", tmp_path / "data"
     arguments = ["sudoku", "--train", "8", "--held-out", "4", "--bands", "0,1-5", "--optimizer-steps", "6", "--seeds", "2",
-                 "--steps-sweep", "1,3", "--run-dir", str(runs), "--cache", str(cache), "--results", str(results), *TINY]
+                 "--steps-sweep", "1,3", "--trajectories-sweep", "1,2", "--run-dir", str(runs), "--cache", str(cache),
+                 "--results", str(results), *TINY]
     done = bench(*arguments)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -115,9 +116,14 @@ def test_a_sudoku_rung_writes_an_entry_with_its_bands_sweep_and_curves(tmp_path)
     for band in ("rating 0", "rating 1-5", "all held out"):
         puzzles_in = 8 if band == "all held out" else 4
         assert re.search(rf"^\| {band} \| {puzzles_in} \| \d+ \| [\d.]+% \(seeds [\d.]+-[\d.]+%, 95% CI", text, re.M), band
-    sweep = re.findall(r"^\| (\d+)( \(trained\))? \| ([\d,]+) \| [\d,]+ \| [\d.]+% \| [\d.]+% \| [\d.]+% \|$", text, re.M)
+    steps_part, trajectories_part = text.split("Exact accuracy against trajectories")
+    sweep = re.findall(r"^\| (\d+)( \(trained\))? \| ([\d,]+) \| [\d,]+ \| [\d.]+% \| [\d.]+% \| [\d.]+% \|$", steps_part, re.M)
     # the trained 2 steps are always measured; each step applies the block T x (n + 1) = 2 x 4 times
     assert [(s, bool(t), int(b)) for s, t, b in sweep] == [("1", False, 8), ("2", True, 16), ("3", False, 24)]
+    # trajectories at the trained 2 steps: each one more run of the puzzle
+    trajectories = re.findall(r"^\| (\d+)( \(deterministic\))? \| ([\d,]+) \| [\d,]+ \| [\d.]+% \| [\d.]+% \| [\d.]+% \|$", trajectories_part, re.M)
+    assert [(k, bool(d), int(b)) for k, d, b in trajectories] == [("1", True, 16), ("2", False, 32)]
+    assert sorted(p.name for p in (runs / "seed_0" / "predict").glob("*/*")) == ["steps_1", "steps_2", "steps_2_traj2_noise0.1", "steps_3"]
     for name in ("learning_curve.png", "recursion_curve.png"):
         assert (runs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -162,7 +168,7 @@ def test_a_sudoku_comparison_with_a_data_folder_prints_a_paired_interval_per_ban
 def test_a_maze_rung_reports_exact_and_the_valid_shortest_path_rate(tmp_path):
     results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
     done = bench("maze", "--size", "7", "--train", "10", "--held-out", "6", "--optimizer-steps", "4", "--steps-sweep", "4",
-                 "--run-dir", str(runs), "--cache", str(tmp_path / "data"), "--results", str(results), *TINY)
+                 "--trajectories-sweep", "1", "--run-dir", str(runs), "--cache", str(tmp_path / "data"), "--results", str(results), *TINY)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = results.read_text()
     # side 7: round(110 x 49 / 900) = 6
