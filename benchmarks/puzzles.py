@@ -9,7 +9,8 @@ under the accuracy ladder's protocol (accuracy.py, ladder.py).
     python benchmarks/puzzles.py maze compare benchmarks/arms/unchanged.yaml benchmarks/arms/dihedral.yaml
 
 1. **The recipe** is the track's preset (`sudoku`, `maze`) with an arm file's training overrides
-   (`--arm`, default benchmarks/arms/TRACK_cpu.yaml), then the command line's; `compare A.yaml B.yaml`
+   (`preset=TRACK_cpu`, arc_trm/presets/), with an arm file's training overrides (`--arm`, optional), then
+   the command line's; `compare A.yaml B.yaml`
    adds each arm's overrides on top. Budgets and runs are accuracy.py's: `train.steps` of the recipe,
    `--example-steps` or `--optimizer-steps`; `--minutes` only caps; runs in
    `runs/puzzles/PRESET[-HASH]/seed_S`, resumed on a re-run.
@@ -50,7 +51,7 @@ from typing import Any, Iterable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/*.py, however the script is started
 import accuracy  # noqa: E402
 import ladder  # noqa: E402
-from common import BENCHMARKS, REPO, finish_fraction_axes, publish_entry, save_figure  # noqa: E402
+from common import REPO, finish_fraction_axes, publish_entry, save_figure  # noqa: E402
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
 from arc_trm.inference import MAX_TRAJECTORIES  # noqa: E402
@@ -473,8 +474,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                             help="trajectories per puzzle at the trained steps (test-time compute: the others add --noise to "
                                  "the latent; the one whose last step halts most surely is kept, as PTRM); default 1,4,16")
         parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
-    parser.add_argument("--arm", default=str(BENCHMARKS / "arms" / f"{track}_cpu.yaml"),
-                        help=f"the recipe: an arm file of training overrides on preset={track} (default benchmarks/arms/{track}_cpu.yaml)")
+    parser.add_argument("--arm", default=None,
+                        help=f"an arm file of training overrides on the recipe, preset={track}_cpu (default none)")
     parser.add_argument("--cache", default=str(CACHE), help="folder for generated and prepared data (default runs/puzzles/data)")
     parser.add_argument("--train", type=int, default=1000, help="training puzzles (default 1000, as the reference)")
     if track == "sudoku":
@@ -520,7 +521,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--trajectories-sweep: at most {MAX_TRAJECTORIES} trajectories")
         if not (math.isfinite(args.noise) and args.noise > 0):
             parser.error("--noise must be a number > 0")
-    if not Path(args.arm).is_file():
+    if args.arm is not None and not Path(args.arm).is_file():
         parser.error(f"--arm {args.arm}: no such file")
     if args.track == "sudoku":
         try:
@@ -560,7 +561,12 @@ def data_folder(args: argparse.Namespace) -> Path:
 def recipe(args: argparse.Namespace, overrides: list[str], arm: accuracy.Arm | None = None) -> list[str]:
     """The preset, the recipe arm, the command line, a compared arm, then the data this command prepares."""
     data = [f"data.path={data_folder(args)}"] + ([f"data.subsample={args.train}"] if args.track == "sudoku" else [])
-    return merged([f"preset={args.track}"], args.recipe, overrides, arm.overrides if arm else [], data)
+    return merged([f"preset={args.track}_cpu"], args.recipe, overrides, arm.overrides if arm else [], data)
+
+
+def recipe_name(args: argparse.Namespace) -> str:
+    arm = f" with `{accuracy.display(Path(args.arm))}`" if args.arm else ""
+    return f"`preset={args.track}_cpu`{arm}"
 
 
 def rung_of(args: argparse.Namespace, overrides: list[str]) -> accuracy.Rung:
@@ -604,7 +610,7 @@ def rung_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -
     device, rate = accuracy.machine(runs)
     body = [
         *accuracy.budget_lines(rung, runs), accuracy.limit_line(runs[0].run_dir, rate, runs),
-        f"- recipe: `{accuracy.display(Path(args.arm))}` on `preset={args.track}`; model T={config['T']} n={config['n']}, "
+        f"- recipe: {recipe_name(args)}; model T={config['T']} n={config['n']}, "
         f"{trained} supervision steps, hidden {config['hidden']}, mixer {config['mixer']}",
         *data_note(args, held),
         f"- learning curve `{accuracy.display(curve)}` (training exact accuracy still rising over the last fifth in {rising} "
@@ -646,7 +652,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         described.append(f"`{arm.name}`: {' '.join(f'`{o}`' for o in arm.overrides) or '(no overrides)'}; T={config['T']} "
                          f"n={config['n']}, measured at its {config['halt_max_steps']} supervision steps; runs "
                          f"`{accuracy.display(rung.root)}`")
-    lines = [f"- recipe: `{accuracy.display(Path(args.arm))}` on `preset={args.track}`", f"- A: {described[0]}", f"- B: {described[1]}",
+    lines = [f"- recipe: {recipe_name(args)}", f"- A: {described[0]}", f"- B: {described[1]}",
              f"- budget: {rungs[0].budget * rungs[0].config.train.global_batch:,} example-steps per seed; seeds {rungs[0].seeds}",
              *data_note(args, held), "",
              "| band | puzzles | A exact | B exact | B - A (95% paired bootstrap interval) | puzzles B better / worse | verdict |",
@@ -670,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     from arc_trm.config import load_config
     from arc_trm.errors import ConfigError, UserError
 
-    args.recipe = accuracy.read_arm(args.arm).overrides
+    args.recipe = accuracy.read_arm(args.arm).overrides if args.arm else []
     arms = [accuracy.read_arm(path) for path in args.arms] if args.compare else [None]
     for arm in arms:  # a bad override or arm is one line now, not after the data was generated
         try:

@@ -161,7 +161,7 @@ def test_a_sudoku_comparison_with_a_data_folder_prints_a_paired_interval_per_ban
     rows = re.findall(r"^\| (.+?) \| (\d+) \| [\d.]+% \| [\d.]+% \| [+-][\d.]+ points \([+-][\d.]+ to [+-][\d.]+\) \| \d+ / \d+ \| ",
                       text, re.M)
     assert rows == [("rating 0", "3"), ("hard/test.csv first 5", "5"), ("all held out", "8")]
-    assert len(list((tmp_path / "runs").glob("sudoku-*/seed_0/model"))) == 2  # one run per arm
+    assert len(list((tmp_path / "runs").glob("sudoku_cpu-*/seed_0/model"))) == 2  # one run per arm
 
 
 @pytest.mark.slow
