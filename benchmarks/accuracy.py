@@ -83,8 +83,7 @@ class Setting:
 
     @property
     def name(self) -> str:
-        noisy = f"_traj{self.trajectories}_noise{self.noise:g}" if self.trajectories > 1 else ""
-        return f"aug{self.versions}_steps{self.steps}{noisy}"
+        return f"aug{self.versions}_steps{self.steps}{trajectory_suffix(self.trajectories, self.noise)}"
 
     def describe(self) -> str:
         noisy = f" x {self.trajectories} trajectories" if self.trajectories > 1 else ""
@@ -93,6 +92,25 @@ class Setting:
 
 Cell = tuple[Setting, str]
 """A (setting, voting policy) cell of the ladder's table."""
+
+
+def trajectory_suffix(trajectories: int, noise: float) -> str:
+    """What a prediction folder's name adds for noisy trajectories (nothing for the deterministic run)."""
+    return f"_traj{trajectories}_noise{noise:g}" if trajectories > 1 else ""
+
+
+def trajectory_arguments(trajectories: int, noise: float) -> list[str]:
+    """arc_trm.predict's arguments for `trajectories` runs per query, the others with `noise` on the latent."""
+    return [f"trajectories={trajectories}", f"noise={noise!r}"] if trajectories > 1 else []
+
+
+def add_noise(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
+
+
+def check_noise(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not (math.isfinite(args.noise) and args.noise > 0):
+        parser.error("--noise must be a number > 0")
 
 
 # ---------------------------------------------------------------------------------------- arguments
@@ -136,7 +154,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                             f"halt_max_steps; larger numbers, up to {MAX_STEPS}, continue the recursion past it)")
         parser.add_argument("--trajectories", default="1", help="trajectories per query to compare (1 = the deterministic "
                             f"run, which the default vote uses; up to {MAX_TRAJECTORIES}); the others add --noise to the latent")
-        parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
+        add_noise(parser)
     add_common(parser)
     args, overrides = parser.parse_known_args(argv[1:] if compare else argv)
     args.compare = compare
@@ -163,8 +181,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                 parser.error("--trajectories must include 1 (the default vote is over the deterministic run) and not 'all'")
         except ValueError as error:
             parser.error(f"--trajectories: {error}")
-        if not (math.isfinite(args.noise) and args.noise > 0):
-            parser.error("--noise must be a number > 0")
+        check_noise(parser, args)
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -227,6 +244,15 @@ class Rung:
         return self.root / f"seed_{seed}"
 
 
+def portable(override: str) -> str:
+    """A data.path inside the repository made relative to it: training runs from the repository, and another
+    checkout (a clone, a git worktree) then names the same runs."""
+    key, _, value = override.partition("=")
+    if key == "data.path" and Path(value).is_absolute() and Path(value).is_relative_to(REPO):
+        return f"{key}={Path(value).relative_to(REPO)}"
+    return override
+
+
 def rung_of(args: argparse.Namespace, overrides: list[str], runs_under: Path | None = None) -> Rung:
     """The rung the arguments name; a bad override is one error line before any work. Its runs are in
     `--run-dir`, else in `runs_under` (or runs/ladder) / PRESET[-HASH]."""
@@ -238,7 +264,7 @@ def rung_of(args: argparse.Namespace, overrides: list[str], runs_under: Path | N
         budget = args.optimizer_steps
     elif args.example_steps is not None:
         budget = math.ceil(args.example_steps / config.train.global_batch)
-    training = sorted(o for o in overrides if not o.startswith(("preset=", "train.seed=", "train.steps=", "run.dir=")))
+    training = sorted(portable(o) for o in overrides if not o.startswith(("preset=", "train.seed=", "train.steps=", "run.dir=")))
     key = hashlib.sha256("\n".join(training).encode()).hexdigest()[:8]
     name = config.preset + (f"-{key}" if training else "")
     root = Path(args.run_dir) if args.run_dir and runs_under is None else (runs_under or RUNS) / name
@@ -396,7 +422,7 @@ def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: 
     """The candidates of `setting` (and, without trajectories, the log-probabilities `poe` votes with)."""
     step = trained_step(run_dir)
     out = run_dir / "predict" / f"step_{step}" / setting.name
-    noisy = [f"trajectories={setting.trajectories}", f"noise={setting.noise!r}"] if setting.trajectories > 1 else ["policy=poe", "poe_top_n=10"]
+    noisy = trajectory_arguments(setting.trajectories, setting.noise) or ["policy=poe", "poe_top_n=10"]
     if not (out / "candidates.parquet").exists():
         run([
             *launcher(args), "-m", "arc_trm.predict", f"checkpoint={run_dir / 'model'}", f"split={challenges}",

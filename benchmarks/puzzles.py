@@ -307,8 +307,8 @@ def model_config(run_dir: Path) -> dict[str, Any]:
 def predict_at(args: argparse.Namespace, run: accuracy.SeedRun, held: HeldOut, steps: int, trajectories: int = 1) -> Path:
     """`python -m arc_trm.predict` of every held-out puzzle at `steps` supervision steps (kept for a re-run);
     with `trajectories` > 1, that many runs of each puzzle, the others with --noise, picked by the halting head."""
-    noisy = [f"trajectories={trajectories}", f"noise={args.noise!r}"] if trajectories > 1 else []
-    out = run.run_dir / "predict" / f"step_{run.step}" / (f"steps_{steps}" + (f"_traj{trajectories}_noise{args.noise:g}" if noisy else ""))
+    noisy = accuracy.trajectory_arguments(trajectories, args.noise)
+    out = run.run_dir / "predict" / f"step_{run.step}" / f"steps_{steps}{accuracy.trajectory_suffix(trajectories, args.noise)}"
     if not (out / "report.json").exists():
         accuracy.run([*accuracy.launcher(args), "-m", "arc_trm.predict", f"checkpoint={run.run_dir / 'model'}",
                       f"split={held.test_csv}", f"out={out}", f"steps={steps}", *noisy, f"batch_size={args.batch_size}"])
@@ -473,7 +473,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.add_argument("--trajectories-sweep", default="1,4,16",
                             help="trajectories per puzzle at the trained steps (test-time compute: the others add --noise to "
                                  "the latent; the one whose last step halts most surely is kept, as PTRM); default 1,4,16")
-        parser.add_argument("--noise", type=float, default=0.1, help="noise scale of trajectories 2.. (default 0.1)")
+        accuracy.add_noise(parser)
     parser.add_argument("--arm", default=None,
                         help=f"an arm file of training overrides on the recipe, preset={track}_cpu (default none)")
     parser.add_argument("--cache", default=str(CACHE), help="folder for generated and prepared data (default runs/puzzles/data)")
@@ -519,8 +519,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--trajectories-sweep: {error}")
         if max(args.trajectory_list) > MAX_TRAJECTORIES:
             parser.error(f"--trajectories-sweep: at most {MAX_TRAJECTORIES} trajectories")
-        if not (math.isfinite(args.noise) and args.noise > 0):
-            parser.error("--noise must be a number > 0")
+        accuracy.check_noise(parser, args)
     if args.arm is not None and not Path(args.arm).is_file():
         parser.error(f"--arm {args.arm}: no such file")
     if args.track == "sudoku":

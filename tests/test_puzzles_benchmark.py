@@ -72,6 +72,18 @@ def test_a_later_override_replaces_an_earlier_one():
     assert puzzles.merged(["model.T=2", "model.n=3"], ["model.T=1"]) == ["model.T=1", "model.n=3"]
 
 
+def test_another_checkout_of_the_repository_names_the_same_runs():
+    """The run folder hashes a data.path inside the repository relative to it, so a clone or a git worktree
+    finds the runs that the data it prepared under its own runs/ trained; a path elsewhere stays as given."""
+    args = puzzles.parse_args(["maze"])[0]
+    inside = puzzles.rung_of(args, ["preset=maze_cpu", f"data.path={ROOT / 'runs/puzzles/data/maze-x'}"])
+    relative = puzzles.rung_of(args, ["preset=maze_cpu", "data.path=runs/puzzles/data/maze-x"])
+    outside = puzzles.rung_of(args, ["preset=maze_cpu", "data.path=/elsewhere/runs/puzzles/data/maze-x"])
+    assert inside.root == relative.root != outside.root
+    assert inside.overrides == ["data.path=runs/puzzles/data/maze-x"]
+    assert outside.overrides == ["data.path=/elsewhere/runs/puzzles/data/maze-x"]
+
+
 def test_puzzle_scores_read_predictions_against_the_answers_and_the_report(tmp_path):
     wrong = PUZZLE[1][:-2] + PUZZLE[1][-1] + PUZZLE[1][-2]
     rows = [{"source": "s", "question": PUZZLE[0], "answer": PUZZLE[1], "rating": "0"}] * 3
