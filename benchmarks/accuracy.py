@@ -35,6 +35,10 @@ vote with every policy, and record what it solves with an honest protocol.
        overrides: [model.n=3]          # training overrides (a list of key=value, or a mapping)
        predict: {policy: reference, versions: all, steps: all}   # optional; these are the defaults
                                                                   # but with the default policy
+       predict: {model: best}          # the run's run.dir/model_best (needs run.keep_best=true), not its last model
+
+   An arm that measures `model_best` was chosen on the evaluation group's validation half, so the
+   comparison also gives each group's test half, where neither arm chose anything.
 
 Each stage is a child process (`arc_trm.train`, `arc_trm.predict`, `evaluation.score`) as a user would
 run it; the entry goes to benchmarks/RESULTS.md with the machine, its measured matmul rate and training
@@ -418,14 +422,29 @@ def write_held_out(run_dir: Path) -> Held:
     return Held(write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen, groups)
 
 
-def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting) -> Path:
-    """The candidates of `setting` (and, without trajectories, the log-probabilities `poe` votes with)."""
-    step = trained_step(run_dir)
-    out = run_dir / "predict" / f"step_{step}" / setting.name
+MODELS = {"last": "model", "best": "model_best"}
+"""An arm's `predict.model` -> the run's folder of that exported model."""
+
+
+def selected_step(run_dir: Path) -> int:
+    """The step of the run's model_best, which `run.keep_best` exported."""
+    from arc_trm.exported import DATA_FILE, DataInfo
+
+    path = run_dir / MODELS["best"] / DATA_FILE
+    if not path.exists():
+        sys.exit(f"error: {path.parent}: no model_best (train with run.keep_best=true and periodic evaluation)")
+    return int(DataInfo.read(path).extra["selected"]["step"])
+
+
+def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting, model: str = "last") -> Path:
+    """The candidates of `setting` (and, without trajectories, the log-probabilities `poe` votes with) by
+    the run's last model, or by the one `run.keep_best` kept (`model` = "best")."""
+    step = f"step_{trained_step(run_dir)}" if model == "last" else f"best_step_{selected_step(run_dir)}"
+    out = run_dir / "predict" / step / setting.name
     noisy = trajectory_arguments(setting.trajectories, setting.noise) or ["policy=poe", "poe_top_n=10"]
     if not (out / "candidates.parquet").exists():
         run([
-            *launcher(args), "-m", "arc_trm.predict", f"checkpoint={run_dir / 'model'}", f"split={challenges}",
+            *launcher(args), "-m", "arc_trm.predict", f"checkpoint={run_dir / MODELS[model]}", f"split={challenges}",
             f"out={out}", f"num_aug={setting.versions - 1}", f"steps={setting.steps}", *noisy, f"batch_size={args.batch_size}",
         ])
     return out
@@ -482,10 +501,11 @@ def largest_of(settings: list[Setting]) -> Setting:
                    max(s.noise for s in settings))
 
 
-def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[Setting], policies: tuple[str, ...]) -> Measured:
-    """Predict every seed's held-out tasks once, at the largest setting, and score each policy per task
-    at every setting (a smaller one is a subset of the larger one's candidates; `poe`, whose
-    log-probabilities belong to the predicted setting, is scored there only)."""
+def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[Setting], policies: tuple[str, ...],
+                 model: str = "last") -> Measured:
+    """Predict every seed's held-out tasks once, at the largest setting, by `model` (MODELS), and score each
+    policy per task at every setting (a smaller one is a subset of the larger one's candidates; `poe`,
+    whose log-probabilities belong to the predicted setting, is scored there only)."""
     from arc_trm.candidates import load_candidates, load_log_probs
 
     largest = largest_of(settings)
@@ -498,7 +518,7 @@ def measure_rung(args: argparse.Namespace, runs: list[SeedRun], settings: list[S
         held = write_held_out(seed_run.run_dir)
         if not held.tasks:
             sys.exit(f"error: {seed_run.run_dir}: the run holds out no task with known test outputs; nothing to measure")
-        out = predict(args, seed_run.run_dir, held.challenges, largest)
+        out = predict(args, seed_run.run_dir, held.challenges, largest, model)
         table = load_candidates(out / "candidates.parquet")
         log_probs = load_log_probs(out / "log_probs.parquet") if most == 1 else None
         for setting in settings:
@@ -709,6 +729,7 @@ class Arm:
     policy: str
     versions: str
     steps: str
+    model: str = "last"
 
 
 def read_arm(path: str) -> Arm:
@@ -730,8 +751,13 @@ def read_arm(path: str) -> Arm:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise ConfigError(f"{path}: overrides must be a list of key=value (or a mapping)")
     predict = values.get("predict") or {}
-    if not isinstance(predict, dict) or set(predict) - {"policy", "versions", "steps"}:
-        raise ConfigError(f"{path}: predict holds policy, versions and steps only")
+    if not isinstance(predict, dict) or set(predict) - {"policy", "versions", "steps", "model"}:
+        raise ConfigError(f"{path}: predict holds policy, versions, steps and model only")
+    model = str(predict.get("model", "last"))
+    if model not in MODELS:
+        raise ConfigError(f"{path}: predict.model: {model!r} is neither last nor best")
+    if model == "best" and "run.keep_best=true" not in overrides:
+        raise ConfigError(f"{path}: predict.model: best needs run.keep_best=true in the overrides")
     policy = str(predict.get("policy", DEFAULT_POLICY))
     if policy not in POLICIES:
         raise ConfigError(f"{path}: unknown policy {policy!r} (known: {', '.join(POLICIES)})")
@@ -742,7 +768,7 @@ def read_arm(path: str) -> Arm:
                 raise ValueError("one value")
         except ValueError as error:
             raise ConfigError(f"{path}: predict.{name}: {error}")
-    return Arm(str(values.get("name", Path(path).stem)), overrides, policy, versions, steps)
+    return Arm(str(values.get("name", Path(path).stem)), overrides, policy, versions, steps, model)
 
 
 def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> int:
@@ -766,16 +792,17 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         runs = train_rung(args, rung)
         versions, halt_max_steps = model_shape(runs[0].run_dir)
         setting = Setting(numbers(arm.versions, versions)[0], numbers(arm.steps, halt_max_steps)[0])
-        scores.append((measure_rung(args, runs, [setting], (arm.policy,)), (setting, arm.policy)))
+        scores.append((measure_rung(args, runs, [setting], (arm.policy,), arm.model), (setting, arm.policy)))
     (a, cell_a), (b, cell_b) = scores
     lines = [f"- A: {describe_arm(arms[0], rungs[0], cell_a)}", f"- B: {describe_arm(arms[1], rungs[1], cell_b)}",
              f"- budget: {rungs[0].budget * rungs[0].config.train.global_batch:,} example-steps per seed; seeds {rungs[0].seeds}",
              "", "| group | tasks | A pass@2 | B pass@2 | B - A (95% paired bootstrap interval) | tasks B better / worse | verdict |",
              "| --- | ---: | ---: | ---: | --- | --- | --- |"]
-    for group in GROUPS:
-        ids = a.held.groups.get(group, [])
-        if not ids:
-            continue
+    selected = any(arm.model == "best" for arm in arms)
+    views = [(group, ids) for group in GROUPS if (ids := a.held.groups.get(group, []))]
+    if selected:  # model_best was chosen on the evaluation group's validation half: its test half is untouched
+        views += [(f"{group}, test half", test) for group, ids in views if (test := ladder.split_halves(ids)["test"])]
+    for group, ids in views:
         d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
         lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
                      f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
@@ -786,8 +813,9 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
 
 
 def describe_arm(arm: Arm, rung: Rung, cell: Cell) -> str:
+    model = "; the model `run.keep_best` kept (`model_best`)" if arm.model == "best" else ""
     return (f"`{arm.name}`: `{rung.preset}` {' '.join(f'`{o}`' for o in rung.overrides) or '(no overrides)'}; "
-            f"`{cell[1]}` vote over {cell[0].versions} versions x {cell[0].steps} steps; runs `{display(rung.root)}`")
+            f"`{cell[1]}` vote over {cell[0].versions} versions x {cell[0].steps} steps{model}; runs `{display(rung.root)}`")
 
 
 @exit_on_user_error

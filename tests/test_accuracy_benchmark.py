@@ -102,6 +102,30 @@ def test_compare_prints_a_paired_interval(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [p.name for p in (tmp_path / "runs").glob("tiny-*")] != []
 
 
+def test_compare_measures_the_kept_best_model_of_the_same_runs_and_each_test_half(tmp_path):
+    """best_model.yaml measures run.dir/model_best of the very runs last_model.yaml measures the end of; since
+    the best was chosen on the evaluation group's validation half, each group's test half gets a row too."""
+    results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    done = accuracy("compare", "benchmarks/arms/last_model.yaml", "benchmarks/arms/best_model.yaml", "--optimizer-steps", "6",
+                    "--results", str(results), "--run-dir", str(runs), *SMALL, "run.eval_every=2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text()
+    assert "the model `run.keep_best` kept (`model_best`)" in text and len(set(re.findall(r"runs `([^`]+)`", text))) == 1
+    rows = re.findall(r"^\| (evaluation|training)(, test half)? \| (\d) \|", text, re.M)
+    assert [r[0] for r in rows if not r[1]] == ["evaluation", "training"] and [r[0] for r in rows if r[1]] != []
+    seed = next(runs.glob("tiny-*")) / "seed_0"
+    selected = json.loads((seed / "model_best" / "data.json").read_text())["selected"]["step"]
+    assert sorted(p.name for p in (seed / "predict").iterdir()) == [f"best_step_{selected}", "step_6"]
+
+
+def test_an_arm_measuring_the_best_model_must_keep_it(tmp_path):
+    (tmp_path / "a.yaml").write_text("predict: {model: best}\n")
+    done = accuracy("compare", "benchmarks/arms/unchanged.yaml", str(tmp_path / "a.yaml"), "--optimizer-steps", "4",
+                    "--no-record", "--run-dir", str(tmp_path / "never"), "preset=tiny")
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path / 'a.yaml'}: predict.model: best needs run.keep_best=true in the overrides"
+    assert not (tmp_path / "never").exists()
+
+
 @pytest.mark.parametrize("option", [
     ["--versions", "abc"], ["--steps", "0"], ["--versions", "-3"], ["--batch-size", "0"], ["--minutes", "nan"],
     ["--launch", "'"], ["--results", "."], ["--seeds", "0"], ["--example-steps", "0"], ["--trajectories", "2,4"],
