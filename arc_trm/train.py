@@ -448,9 +448,21 @@ def prepare_run_dir(run_dir: Path, config: Config, accelerator: Accelerator) -> 
         ]
         if changed:
             raise ConfigError(f"{path}: resuming with a different {', '.join(changed)}; use another run.dir")
+        warn_if_schedule_moves(path, saved["train"].get("steps"), config, accelerator)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_config_file(config, path)
+
+
+def warn_if_schedule_moves(path: Path, saved_steps: int | None, config: Config, accelerator: Accelerator) -> None:
+    """A resumed run with other train.steps is still allowed (it is how a budget is extended), but a cosine
+    decay or a depth curriculum is a function of the fraction of train.steps done: say that its past
+    steps followed another schedule than a fresh run of the new budget would."""
+    train = config.train
+    follows = [name for name, on in (("the cosine decay", train.lr_min_ratio < 1.0), ("the depth curriculum", bool(train.depth_curriculum))) if on]
+    if saved_steps is not None and saved_steps != train.steps and follows:
+        accelerator.print(f"warning: {path}: train.steps was {saved_steps} and is now {train.steps}; {' and '.join(follows)} "
+                          f"{'follows' if len(follows) == 1 else 'follow'} the new total from here, so the run is not what a fresh run of {train.steps} steps gives")
 
 
 def load_source(

@@ -145,6 +145,19 @@ def test_resuming_another_model_size_says_to_use_another_run_dir(trained, tmp_pa
     assert "of another size than this config's" in line and line.endswith("use another run.dir")
 
 
+def test_a_budget_raised_on_resume_warns_when_the_schedule_follows_it(trained, tmp_path):
+    """With the reference's constant lr, more steps only continue the run; with a cosine decay the past steps
+    followed another schedule than a fresh run of the new budget, and the run says so."""
+    constant, cosine = tmp_path / "constant", tmp_path / "cosine"
+    shutil.copytree(trained, constant)
+    shutil.copytree(trained, cosine)
+    plain = train_on(constant, "train.steps=3")
+    assert plain.returncode == 0 and "warning" not in plain.stdout + plain.stderr, plain.stderr[-2000:]
+    decayed = train_on(cosine, "train.steps=3", "train.lr_min_ratio=0.1")
+    assert decayed.returncode == 0, decayed.stderr[-2000:]
+    assert f"warning: {cosine / 'config.yaml'}: train.steps was 2 and is now 3; the cosine decay follows the new total" in decayed.stdout
+
+
 def test_a_full_disk_while_checkpointing_names_the_checkpoint(trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
