@@ -307,8 +307,9 @@ def model_config(run_dir: Path) -> dict[str, Any]:
 def predict_at(args: argparse.Namespace, run: accuracy.SeedRun, held: HeldOut, steps: int, trajectories: int = 1) -> Path:
     """`python -m arc_trm.predict` of every held-out puzzle at `steps` supervision steps (kept for a re-run);
     with `trajectories` > 1, that many runs of each puzzle, the others with --noise, picked by the halting head."""
-    noisy = accuracy.trajectory_arguments(trajectories, args.noise)
-    out = run.run_dir / "predict" / f"step_{run.step}" / f"steps_{steps}{accuracy.trajectory_suffix(trajectories, args.noise)}"
+    noise = args.noise if trajectories > 1 else 0.0  # compare has no --noise: it measures the deterministic run
+    noisy = accuracy.trajectory_arguments(trajectories, noise)
+    out = run.run_dir / "predict" / f"step_{run.step}" / f"steps_{steps}{accuracy.trajectory_suffix(trajectories, noise)}"
     if not (out / "report.json").exists():
         accuracy.run([*accuracy.launcher(args), "-m", "arc_trm.predict", f"checkpoint={run.run_dir / 'model'}",
                       f"split={held.test_csv}", f"out={out}", f"steps={steps}", *noisy, f"batch_size={args.batch_size}"])
