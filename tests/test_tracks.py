@@ -183,6 +183,7 @@ def test_every_preset_trains_a_track_of_the_table():
     (DataConfig(track="sudoku", path=""), "data.path must name a folder with train.csv/test.csv for track sudoku"),
     (DataConfig(track="maze", path=""), "data.path must name a folder with train.csv/test.csv for track maze"),
     (DataConfig(track="arc", tasks=" "), "data.tasks must be arc1, arc2 or a path"),
+    (DataConfig(track="arc", path="built", hold_out_training_tests=True), "works with data.tasks, not with a built data.path folder"),
 ])
 def test_the_data_section_is_checked_by_its_track(data, message):
     with pytest.raises(ConfigError, match=message):

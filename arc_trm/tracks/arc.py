@@ -36,6 +36,9 @@ class ArcTrack:
     def check_data(self, data: Any) -> None:
         if not data.path and not data.tasks.strip():
             raise ConfigError(f"data.tasks must be {', '.join(PRESETS)} or a path")
+        if data.path and data.hold_out_training_tests:  # a built folder's held-out tasks were fixed when it was built
+            raise ConfigError("data.hold_out_training_tests works with data.tasks, not with a built data.path folder; "
+                              "set data.hold_out_training_tests=false")
 
     def data_inputs(self, data: Any) -> dict[str, str | None]:
         built = bool(data.path.strip())  # a built data folder replaces data.tasks and data.concept
