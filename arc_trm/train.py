@@ -347,9 +347,10 @@ class Evaluator:
             self.keep_if_best(trainer, results)
 
     def keep_if_best(self, trainer: Trainer, results: dict[str, float]) -> None:
-        """Export to model_best when the validation figure beats the best so far (ties keep the earlier model)."""
+        """Export to model_best when the validation figure matches or beats the best so far: a tie keeps the
+        later, more trained model (a figure that never moves off 0 must not keep the first evaluation's)."""
         metric = next((name for name in SELECTION_METRICS if name in results), None)
-        if metric is None or (self.best is not None and results[metric] <= self.best):
+        if metric is None or (self.best is not None and results[metric] < self.best):
             return
         self.best = results[metric]
         export(trainer, self.best_dir.parent, BEST, selected={"step": trainer.step, "metric": metric, "value": self.best})
@@ -362,7 +363,7 @@ SELECTION_METRICS = ("eval/validation_pass@2", "eval_training/validation_pass@2"
 
 
 def best_so_far(best_dir: Path) -> float | None:
-    """The validation figure of the model in model_best (a resumed run keeps beating it), None before one."""
+    """The validation figure of the model in model_best (a resumed run must match or beat it), None before one."""
     if not (best_dir / DATA_FILE).is_file():
         return None
     selected = DataInfo.read(best_dir / DATA_FILE).extra.get(SELECTED)
