@@ -362,12 +362,18 @@ SELECTION_METRICS = ("eval/validation_pass@2", "eval_training/validation_pass@2"
 """What `run.keep_best` selects by: the first of these an evaluation gives."""
 
 
-def best_so_far(best_dir: Path) -> float | None:
-    """The validation figure of the model in model_best (a resumed run must match or beat it), None before one."""
+def selected_of(best_dir: Path) -> dict | None:
+    """What the model in model_best was selected by ({step, metric, value}), None before one."""
     if not (best_dir / DATA_FILE).is_file():
         return None
     selected = DataInfo.read(best_dir / DATA_FILE).extra.get(SELECTED)
-    return float(selected["value"]) if isinstance(selected, dict) and isinstance(selected.get("value"), (int, float)) else None
+    return selected if isinstance(selected, dict) else None
+
+
+def best_so_far(best_dir: Path) -> float | None:
+    """The validation figure of the model in model_best (a resumed run must match or beat it), None before one."""
+    selected = selected_of(best_dir)
+    return float(selected["value"]) if selected is not None and isinstance(selected.get("value"), (int, float)) else None
 
 
 def diverged(run_dir: Path, step: int) -> UserError:

@@ -422,18 +422,24 @@ def write_held_out(run_dir: Path) -> Held:
     return Held(write_kaggle_pair(chosen, run_dir / "held_out")[0], chosen, groups)
 
 
-MODELS = {"last": "model", "best": "model_best"}
-"""An arm's `predict.model` -> the run's folder of that exported model."""
+MODELS = ("last", "best")
+"""An arm's `predict.model`: the run's last exported model, or the one `run.keep_best` kept."""
+
+
+def model_dir(run_dir: Path, model: str) -> Path:
+    from arc_trm.train import BEST
+
+    return run_dir / (BEST if model == "best" else "model")
 
 
 def selected_step(run_dir: Path) -> int:
     """The step of the run's model_best, which `run.keep_best` exported."""
-    from arc_trm.exported import DATA_FILE, DataInfo
+    from arc_trm.train import BEST, selected_of
 
-    path = run_dir / MODELS["best"] / DATA_FILE
-    if not path.exists():
-        sys.exit(f"error: {path.parent}: no model_best (train with run.keep_best=true and periodic evaluation)")
-    return int(DataInfo.read(path).extra["selected"]["step"])
+    selected = selected_of(run_dir / BEST)
+    if selected is None:
+        sys.exit(f"error: {run_dir / BEST}: no model_best (train with run.keep_best=true and periodic evaluation)")
+    return int(selected["step"])
 
 
 def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: Setting, model: str = "last") -> Path:
@@ -444,7 +450,7 @@ def predict(args: argparse.Namespace, run_dir: Path, challenges: Path, setting: 
     noisy = trajectory_arguments(setting.trajectories, setting.noise) or ["policy=poe", "poe_top_n=10"]
     if not (out / "candidates.parquet").exists():
         run([
-            *launcher(args), "-m", "arc_trm.predict", f"checkpoint={run_dir / MODELS[model]}", f"split={challenges}",
+            *launcher(args), "-m", "arc_trm.predict", f"checkpoint={model_dir(run_dir, model)}", f"split={challenges}",
             f"out={out}", f"num_aug={setting.versions - 1}", f"steps={setting.steps}", *noisy, f"batch_size={args.batch_size}",
         ])
     return out
