@@ -3,7 +3,8 @@ held-out ARC test inputs (pass@1/2 of the default vote, halt_weighted, over `run
 and every supervision step, exact accuracy of the identity's last step; `eval/` for the evaluation
 tasks, `eval_training/` for the training tasks held out by `data.hold_out_training_tests`) or the Sudoku / Maze test puzzles (exact and cell accuracy),
 with the inference of `arc_trm.inference`. Each figure also on the validation half (`arc_trm.splits.half`
-of the task id, or of a test puzzle's row number), as `.../validation_...`: what `run.keep_best` selects by."""
+of the task id, or of a test puzzle's row number), as `.../validation_...`; with two ARC groups, also
+both groups together as `eval_both/...`, whose validation figure is what `run.keep_best` selects by."""
 
 from __future__ import annotations
 
@@ -87,8 +88,11 @@ def evaluate_arc(model: TRM, table: PuzzleEmbedding, source: Any, config: Config
     )
     candidates = gather_object(candidates) if accelerator.num_processes > 1 else candidates
     training = getattr(source, "held_out_training", frozenset())
+    groups = {"eval": [t for t in held_out if t.id not in training], "eval_training": [t for t in held_out if t.id in training]}
+    if all(groups.values()):  # both together: their validation halves give a finer figure to select by than either
+        groups["eval_both"] = held_out
     results = {}
-    for prefix, group in (("eval", [t for t in held_out if t.id not in training]), ("eval_training", [t for t in held_out if t.id in training])):
+    for prefix, group in groups.items():
         validation = [t for t in group if half(t.id) == "validation"]
         for tasks, name in ((group, f"{prefix}/"), (validation, f"{prefix}/validation_")):
             if tasks:

@@ -358,7 +358,8 @@ class Evaluator:
 
 BEST = "model_best"
 SELECTED = "selected"
-SELECTION_METRICS = ("eval/validation_pass@2", "eval_training/validation_pass@2", "eval/validation_exact_accuracy")
+SELECTION_METRICS = ("eval_both/validation_pass@2", "eval/validation_pass@2", "eval_training/validation_pass@2",
+                     "eval/validation_exact_accuracy")
 """What `run.keep_best` selects by: the first of these an evaluation gives."""
 
 

@@ -58,7 +58,10 @@ def test_a_work_budget_writes_an_entry_with_both_groups_and_a_curve(tmp_path):
     assert [p.name for p in (runs / "seed_0" / "predict").glob("*/*")] == ["aug3_steps2"]
     assert (runs / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = [json.loads(line) for line in (runs / "seed_0" / "metrics.jsonl").read_text().splitlines()]
-    assert any("eval/pass@2" in m and "eval_training/pass@2" in m for m in metrics)
+    evaluations = [m for m in metrics if "eval/pass@2" in m]
+    assert evaluations and all("eval_training/pass@2" in m and "eval_both/validation_pass@2" in m for m in evaluations)
+    # both groups together are 4 + 4 tasks: their pass@2 is the groups' mean
+    assert all(m["eval_both/pass@2"] == pytest.approx((m["eval/pass@2"] + m["eval_training/pass@2"]) / 2) for m in evaluations)
 
     # a re-run trains nothing more: each seed is at its budget
     again = accuracy(*arguments)

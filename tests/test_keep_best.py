@@ -32,6 +32,15 @@ def test_a_validation_figure_as_good_or_better_replaces_the_kept_model(tmp_path,
     assert {(run_dir, name, selected["metric"]) for run_dir, name, selected in exported} == {(tmp_path, BEST, "eval/validation_pass@2")}
 
 
+def test_both_groups_validation_halves_together_are_selected_by_when_given(tmp_path, monkeypatch):
+    exported = []
+    monkeypatch.setattr(train_module, "export", lambda trainer, run_dir, name, selected: exported.append(selected))
+    evaluator = Evaluator(load_config([f"run.dir={tmp_path}", "run.keep_best=true"]), metrics=None)
+    for step, (alone, both) in enumerate([(0.0, 0.1), (0.0, 0.05), (0.0, 0.2)], start=1):
+        evaluator.keep_if_best(SimpleNamespace(step=step), {"eval/validation_pass@2": alone, "eval_both/validation_pass@2": both})
+    assert [(s["step"], s["metric"]) for s in exported] == [(1, "eval_both/validation_pass@2"), (3, "eval_both/validation_pass@2")]
+
+
 def test_a_resumed_run_must_match_or_beat_the_model_it_kept(tmp_path):
     assert best_so_far(tmp_path / BEST) is None
     (tmp_path / BEST).mkdir()
