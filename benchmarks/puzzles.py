@@ -207,12 +207,18 @@ def generated_sudoku(cache: Path, min_rating: int, n: int, seed: int) -> list[di
     return read_rows(out / "test.csv")
 
 
+def content_digest(path: Path) -> str:
+    """The file's SHA-256: the same data names the same folder wherever it lies and whenever it was copied."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def sudoku_folder(args: argparse.Namespace) -> Path:
     """The prepared folder's path, a function of the data options (so a run's data.path names its data)."""
     files = [Path(args.data) / name for name in ("train.csv", "test.csv")] if args.data else []
     if args.train_generated:
         files = files[1:]
-    settings = {"train": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files] or f"generated {args.train}",
+    settings = {"train": [(f.name, content_digest(f)) for f in files] or f"generated {args.train}",
                 "bands": [b.name for b in args.band_list], "held_out": args.held_out, "extreme": args.extreme if args.data else 0}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return Path(args.cache) / f"sudoku-{key}"

@@ -84,6 +84,22 @@ def test_another_checkout_of_the_repository_names_the_same_runs():
     assert outside.overrides == ["data.path=/elsewhere/runs/puzzles/data/maze-x"]
 
 
+def test_a_data_folder_is_named_by_its_files_content_not_their_place_or_time(tmp_path):
+    """A copy of --data elsewhere, written later, prepares the same folder (and so resumes the same runs);
+    one changed puzzle prepares another."""
+    rows = "source,question,answer,rating\nx," + "." * 81 + "," + "1" * 81 + ",0\n"
+    first, copy = tmp_path / "a", tmp_path / "b"
+    for folder in (first, copy):
+        folder.mkdir()
+        for name in ("train.csv", "test.csv"):
+            (folder / name).write_text(rows)
+    os.utime(copy / "train.csv", ns=(1, 1))
+    named = {folder: puzzles.sudoku_folder(puzzles.parse_args(["sudoku", "--data", str(folder)])[0]) for folder in (first, copy)}
+    assert named[first] == named[copy]
+    (copy / "test.csv").write_text(rows.replace(",0\n", ",1\n"))
+    assert puzzles.sudoku_folder(puzzles.parse_args(["sudoku", "--data", str(copy)])[0]) != named[first]
+
+
 def test_puzzle_scores_read_predictions_against_the_answers_and_the_report(tmp_path):
     wrong = PUZZLE[1][:-2] + PUZZLE[1][-1] + PUZZLE[1][-2]
     rows = [{"source": "s", "question": PUZZLE[0], "answer": PUZZLE[1], "rating": "0"}] * 3
