@@ -170,3 +170,14 @@ def test_the_limit_is_not_stated_when_a_run_beats_the_measured_matmul_rate(tmp_p
     assert "(50% of it)" in benchmark.limit_line(tmp_path, 200.0 * flops, runs)
     busy = benchmark.limit_line(tmp_path, 50.0 * flops, runs)
     assert "not stated" in busy and "%" not in busy
+
+
+@pytest.mark.parametrize("arm_file", sorted((ROOT / "benchmarks" / "arms").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_arm_file_reads_and_its_overrides_make_a_valid_config(arm_file):
+    # an arm with a misspelt field would otherwise fail only when a benchmark reaches it, after hours of another arm
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from accuracy import read_arm
+
+    from arc_trm.config import load_config
+
+    load_config(["preset=arc1_8x8_cpu", *read_arm(str(arm_file)).overrides])  # every field and range is checked
