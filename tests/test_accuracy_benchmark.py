@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import accuracy as benchmark  # noqa: E402
+
 SMALL = [
     "preset=tiny", "data.max_tasks=4", "data.num_aug=2", "data.hold_out_training_tests=true", "model.hidden=16",
     "model.heads=2", "model.halt_max_steps=2", "train.global_batch=8", "run.eval_every=3", "run.eval_aug=2",
@@ -159,9 +162,6 @@ def test_the_limit_is_not_stated_when_a_run_beats_the_measured_matmul_rate(tmp_p
     from arc_trm.model.flops import flops_per_example_step
     from arc_trm.model.trm import ModelConfig
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import accuracy as benchmark
-
     config = ModelConfig(hidden=16, heads=2)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text(json.dumps(asdict(config)))
@@ -175,9 +175,6 @@ def test_the_limit_is_not_stated_when_a_run_beats_the_measured_matmul_rate(tmp_p
 @pytest.mark.parametrize("arm_file", sorted((ROOT / "benchmarks" / "arms").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_arm_file_reads_and_its_overrides_make_a_valid_config(arm_file):
     # an arm with a misspelt field would otherwise fail only when a benchmark reaches it, after hours of another arm
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from accuracy import read_arm
-
     from arc_trm.config import load_config
 
-    load_config(["preset=arc1_8x8_cpu", *read_arm(str(arm_file)).overrides])  # every field and range is checked
+    load_config(["preset=arc1_8x8_cpu", *benchmark.read_arm(str(arm_file)).overrides])  # every field and range is checked
