@@ -11,6 +11,7 @@ import argparse
 import functools
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -102,11 +103,19 @@ def exit_on_user_error(main: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# How long a process other than the first waits on a config error for the first process to print it.
+# The launcher stops every worker as soon as one exits (it checks every 0.1 s by default), so an early
+# exit here could stop the first process before it prints: the error would be lost.
+CONFIG_ERROR_WAIT_S = 20.0
+
+
 def report(message: str, every_process: bool = True) -> None:
     """Print `error: message`, then exit 2. Under `accelerate launch` every process reads the same
     config, so a config error is printed by the first process only; other errors (a file one process
-    reads) by each process that meets them."""
-    if every_process or os.environ.get("RANK", "0") == "0":
-        print(f"error: {message}", file=sys.stderr)
+    reads) by each process that meets them. The other processes wait for the first to print and exit
+    (the launcher then stops them); one still running after the wait prints the error itself."""
+    if not every_process and os.environ.get("RANK", "0") != "0":
+        time.sleep(CONFIG_ERROR_WAIT_S)
+    print(f"error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from arc_trm.config import check_batch, load_config, preset_names, save_config_file
+from arc_trm.distributed import free_port
 from arc_trm.errors import ConfigError
 
 
@@ -125,14 +126,30 @@ def test_every_numeric_field_has_a_range():
 
 def test_a_config_error_under_accelerate_launch_is_printed_once(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "-m", "arc_trm.train",
-         "model.nope=1", f"run.dir={tmp_path}/run"],
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--main_process_port", str(free_port()), "-m", "arc_trm.train", "model.nope=1", f"run.dir={tmp_path}/run"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode != 0
     assert result.stderr.count("error: unknown config key 'model.nope'") == 1
     assert not (tmp_path / "run").exists()
 
+
+
+@pytest.mark.parametrize("rank, waits", [("0", False), ("1", True)])
+def test_a_config_error_waits_on_other_ranks_so_the_first_can_print_it(rank, waits, monkeypatch, capsys):
+    # The launcher stops every worker when one exits: a second process that exited at once could stop
+    # the first before it printed (seen in CI), so it waits, and prints the error itself if still alive.
+    from arc_trm import errors
+
+    slept = []
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(errors.time, "sleep", slept.append)
+    with pytest.raises(SystemExit) as exit_:
+        errors.report("unknown config key 'model.nope'", every_process=False)
+    assert exit_.value.code == 2
+    assert slept == ([errors.CONFIG_ERROR_WAIT_S] if waits else [])
+    assert capsys.readouterr().err == "error: unknown config key 'model.nope'\n"
 
 @pytest.mark.parametrize("module", ["arc_trm.train", "arc_trm.predict"])
 def test_help_lists_every_field_with_its_default_and_meaning(module):
