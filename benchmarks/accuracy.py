@@ -14,7 +14,7 @@ vote with every policy, and record what it solves with an honest protocol.
    rungs' default) or at another thread count only up to the last bits, which a run can grow
    (docs/benchmarks.md); `--minutes M` caps
    each training run's wall clock, and a capped run says so in its entry. Runs live in
-   `runs/ladder/PRESET[-HASH]/seed_S` (HASH: of the overrides); a re-run resumes each seed to the budget,
+   `runs/ladder/PRESET-HASH/seed_S` (HASH: of the resolved training settings); a re-run resumes each seed to the budget,
    or only predicts when it is reached. `--parallel P` trains P seeds side by side with cores/P threads
    each (default 1: on 2 cores one compiled run did 1.28x the work of eager, two side by side 1.07x).
 2. **Two held-out groups.** The evaluation tasks' test inputs and, with `data.hold_out_training_tests`
@@ -129,8 +129,8 @@ def add_common(parser: argparse.ArgumentParser, runs: str = "runs/ladder") -> No
     parser.add_argument("--parallel", type=int, default=1,
                         help="seeds trained side by side, cores/P threads each (default 1: on 2 cores a compiled run "
                         "does more than two side by side)")
-    parser.add_argument("--run-dir", default=None, help=f"folder of the seeds' runs (default {runs}/PRESET[-HASH]); "
-                        "with compare, the folder that holds each arm's PRESET[-HASH] folder")
+    parser.add_argument("--run-dir", default=None, help=f"folder of the seeds' runs (default {runs}/PRESET-HASH); "
+                        "with compare, the folder that holds each arm's PRESET-HASH folder")
     parser.add_argument("--launch", default="", help="launcher for training and prediction, e.g. 'accelerate launch'")
     parser.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
     parser.add_argument("--results", default=str(RESULTS), help="where to append the entry")
@@ -248,18 +248,36 @@ class Rung:
         return self.root / f"seed_{seed}"
 
 
+PATH_KEYS = ("data.path", "train.init_from")
+# What a seed's run does not depend on: its seed and budget (a larger budget continues the same runs) and its folder.
+NOT_TRAINING = ("train.seed", "train.steps", "run.dir")
+
+
 def portable(override: str) -> str:
-    """A data.path inside the repository made relative to it: training runs from the repository, and another
+    """A path inside the repository made relative to it: training runs from the repository, and another
     checkout (a clone, a git worktree) then names the same runs."""
     key, _, value = override.partition("=")
-    if key == "data.path" and Path(value).is_absolute() and Path(value).is_relative_to(REPO):
+    if key in PATH_KEYS and Path(value).is_absolute() and Path(value).is_relative_to(REPO):
         return f"{key}={Path(value).relative_to(REPO)}"
     return override
 
 
+def training_key(config: Any) -> str:
+    """A hash of every setting a seed's run trains with, resolved (preset and overrides together): an edited
+    preset names other runs instead of reusing, or failing to resume, those of its old values, and an
+    override that restates the preset's value names the same runs."""
+    settings = {
+        key: portable(f"{key}={value}").partition("=")[2] if key in PATH_KEYS else value
+        for section, values in config.to_dict().items() if isinstance(values, dict)
+        for name, value in values.items()
+        if (key := f"{section}.{name}") not in NOT_TRAINING
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def rung_of(args: argparse.Namespace, overrides: list[str], runs_under: Path | None = None) -> Rung:
     """The rung the arguments name; a bad override is one error line before any work. Its runs are in
-    `--run-dir`, else in `runs_under` (or runs/ladder) / PRESET[-HASH]."""
+    `--run-dir`, else in `runs_under` (or runs/ladder) / PRESET-HASH."""
     from arc_trm.config import load_config
 
     config = load_config(overrides)
@@ -268,9 +286,8 @@ def rung_of(args: argparse.Namespace, overrides: list[str], runs_under: Path | N
         budget = args.optimizer_steps
     elif args.example_steps is not None:
         budget = math.ceil(args.example_steps / config.train.global_batch)
-    training = sorted(portable(o) for o in overrides if not o.startswith(("preset=", "train.seed=", "train.steps=", "run.dir=")))
-    key = hashlib.sha256("\n".join(training).encode()).hexdigest()[:8]
-    name = config.preset + (f"-{key}" if training else "")
+    training = sorted(portable(o) for o in overrides if not o.startswith(("preset=", *(f"{key}=" for key in NOT_TRAINING))))
+    name = f"{config.preset}-{training_key(config)}"
     root = Path(args.run_dir) if args.run_dir and runs_under is None else (runs_under or RUNS) / name
     root = root if root.is_absolute() else REPO / root
     seeds = [config.train.seed + i for i in range(args.seeds)]

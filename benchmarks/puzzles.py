@@ -13,7 +13,7 @@ under the accuracy ladder's protocol (accuracy.py, ladder.py).
    the command line's; `compare A.yaml B.yaml`
    adds each arm's overrides on top. Budgets and runs are accuracy.py's: `train.steps` of the recipe,
    `--example-steps` or `--optimizer-steps`; `--minutes` only caps; runs in
-   `runs/puzzles/PRESET[-HASH]/seed_S`, resumed on a re-run.
+   `runs/puzzles/PRESET-HASH/seed_S`, resumed on a re-run.
 2. **Data**, built once into `--cache` (default runs/puzzles/data) by the project's generators:
    - Sudoku training: `--train` (1,000) puzzles, from `--data DIR/train.csv` (a seeded subsample per
      seed, `data.subsample`) or else generated, a quarter at each `--min-rating` of TRAIN_MIN_RATINGS.
@@ -576,7 +576,7 @@ def recipe_name(args: argparse.Namespace) -> str:
 
 
 def rung_of(args: argparse.Namespace, overrides: list[str]) -> accuracy.Rung:
-    """accuracy.py's rung (budget, seeds, runs under --run-dir or runs/puzzles/PRESET[-HASH])."""
+    """accuracy.py's rung (budget, seeds, runs under --run-dir or runs/puzzles/PRESET-HASH)."""
     return accuracy.rung_of(args, overrides, None if args.run_dir and not args.compare else Path(args.run_dir or RUNS))
 
 
