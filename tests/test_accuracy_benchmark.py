@@ -184,11 +184,14 @@ def test_runs_are_named_by_the_resolved_training_settings():
     """An override restating the preset's value names the preset's runs; another value, other runs (so an
     edited preset never reuses, nor fails to resume, the runs of its old values); the seed, the budget and a
     path's checkout do not change the name."""
+    from arc_trm.config import load_config
+
     args = benchmark.parse_args([])[0]
     root = benchmark.rung_of(args, ["preset=arc1_8x8_cpu"]).root
-    assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", "data.num_aug=16"]).root == root
+    num_aug = load_config(["preset=arc1_8x8_cpu"]).data.num_aug
+    assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", f"data.num_aug={num_aug}"]).root == root
     assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", "train.seed=2", "train.steps=10"]).root == root
-    assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", "data.num_aug=8"]).root != root
+    assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", f"data.num_aug={num_aug + 1}"]).root != root
     assert benchmark.rung_of(args, ["preset=arc1_6x6_cpu"]).root.name.startswith("arc1_6x6_cpu-")
     inside = benchmark.rung_of(args, ["preset=arc1_8x8_cpu", f"train.init_from={ROOT / 'runs/x/model'}"]).root
     assert benchmark.rung_of(args, ["preset=arc1_8x8_cpu", "train.init_from=runs/x/model"]).root == inside != root
