@@ -253,13 +253,16 @@ PATH_KEYS = ("data.path", "train.init_from")
 NOT_TRAINING = ("train.seed", "train.steps", "run.dir")
 
 
-def portable(override: str) -> str:
+def repo_relative(path: str) -> str:
     """A path inside the repository made relative to it: training runs from the repository, and another
     checkout (a clone, a git worktree) then names the same runs."""
+    return str(Path(path).relative_to(REPO)) if Path(path).is_absolute() and Path(path).is_relative_to(REPO) else path
+
+
+def portable(override: str) -> str:
+    """The override with a path value made `repo_relative`."""
     key, _, value = override.partition("=")
-    if key in PATH_KEYS and Path(value).is_absolute() and Path(value).is_relative_to(REPO):
-        return f"{key}={Path(value).relative_to(REPO)}"
-    return override
+    return f"{key}={repo_relative(value)}" if key in PATH_KEYS else override
 
 
 def training_key(config: Any) -> str:
@@ -267,7 +270,7 @@ def training_key(config: Any) -> str:
     preset names other runs instead of reusing, or failing to resume, those of its old values, and an
     override that restates the preset's value names the same runs."""
     settings = {
-        key: portable(f"{key}={value}").partition("=")[2] if key in PATH_KEYS else value
+        key: repo_relative(value) if key in PATH_KEYS else value
         for section, values in config.to_dict().items() if isinstance(values, dict)
         for name, value in values.items()
         if (key := f"{section}.{name}") not in NOT_TRAINING

@@ -135,7 +135,6 @@ def test_a_config_error_under_accelerate_launch_is_printed_once(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-
 @pytest.mark.parametrize("rank, waits", [("0", False), ("1", True)])
 def test_a_config_error_waits_on_other_ranks_so_the_first_can_print_it(rank, waits, monkeypatch, capsys):
     # The launcher stops every worker when one exits: a second process that exited at once could stop
@@ -150,6 +149,7 @@ def test_a_config_error_waits_on_other_ranks_so_the_first_can_print_it(rank, wai
     assert exit_.value.code == 2
     assert slept == ([errors.CONFIG_ERROR_WAIT_S] if waits else [])
     assert capsys.readouterr().err == "error: unknown config key 'model.nope'\n"
+
 
 @pytest.mark.parametrize("module", ["arc_trm.train", "arc_trm.predict"])
 def test_help_lists_every_field_with_its_default_and_meaning(module):
