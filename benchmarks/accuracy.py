@@ -654,6 +654,28 @@ def cell_table(measured: Measured) -> list[str]:
     return lines
 
 
+def against_default_lines(measured: Measured, default: Cell) -> list[str]:
+    """Each other setting under the default vote against the default setting, per group: B - A with the
+    paired per-task interval, so more test-time compute is claimed to pay only where its interval says so."""
+    present = [g for g in GROUPS if measured.held.groups.get(g)]
+    others = [cell for cell in measured.pass2 if cell[1] == default[1] and cell != default]
+    if not others:
+        return []
+    lines = ["| setting (B) | forward passes, B / A | " + " | ".join(f"{g}: B - A (95% paired interval), better / worse" for g in present) + " |",
+             "| --- | ---: | " + " | ".join("---" for _ in present) + " |"]
+    for cell in others:
+        figures = []
+        for group in present:
+            d = ladder.paired_difference(measured.pass2[default], measured.pass2[cell], measured.held.groups[group])
+            shown = "" if d.verdict().startswith("no difference") else f": {d.verdict()}"
+            figures.append(f"{d.points()}, {d.wins} / {d.losses}{shown}")
+        ratio = measured.candidates[cell] / measured.candidates[default]
+        lines.append(f"| {cell[0].describe()} | {ratio:.1f}x | " + " | ".join(figures) + " |")
+    return ["", f"Each other setting against the default one, both under `{default[1]}` (B - A over each whole group, "
+            "tasks resampled in pairs; each row is its own comparison, so one interval in twenty misses by chance):",
+            "", *lines]
+
+
 def solved_lines(measured: Measured, cell: Cell) -> list[str]:
     lines = []
     for group in GROUPS:
@@ -740,6 +762,7 @@ def ladder_main(args: argparse.Namespace, overrides: list[str], argv: list[str])
         "this table is an oracle chosen on the test tasks.",
         "",
         *cell_table(measured),
+        *against_default_lines(measured, default),
     ]
     device, rate = machine(runs, before)
     body.insert(len(budget_lines(rung, runs)), limit_line(runs[0].run_dir, rate, runs))
@@ -830,8 +853,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         views += [(f"{group}, test half", test) for group, ids in views if (test := ladder.split_halves(ids)["test"])]
     for group, ids in views:
         d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
-        lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {100 * d.difference:+.1f} points "
-                     f"({100 * d.interval[0]:+.1f} to {100 * d.interval[1]:+.1f}) | {d.wins} / {d.losses} | {d.verdict()} |")
+        lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {d.points()} | {d.wins} / {d.losses} | {d.verdict()} |")
     publish_entry(__file__, args, argv, machine(runs or [])[0], "pass@2 of two arms on the same rung and seeds over each whole held-out "
             "group (every setting fixed by the arm, none chosen on these tasks), and B - A with a per-task paired "
             "bootstrap interval (tasks resampled, each task's scores averaged over seeds)", lines)

@@ -104,6 +104,10 @@ class Difference:
     wins: int
     losses: int
 
+    def points(self) -> str:
+        """B - A and its interval, in points: "+1.0 points (+0.0 to +2.4)"."""
+        return f"{100 * self.difference:+.1f} points ({100 * self.interval[0]:+.1f} to {100 * self.interval[1]:+.1f})"
+
     def verdict(self) -> str:
         low, high = self.interval
         if low > 0:

@@ -87,6 +87,13 @@ def test_test_time_compute_cells_are_subsets_of_one_noisy_prediction_past_the_tr
     count = {(steps, k): int(n.replace(",", "")) for steps, k, _, n in cells}
     assert count[("4", "2")] == 2 * count[("4", "1")] == 2 * count[("2", "2")] == 4 * count[("2", "1")]
     assert [p.name for p in (runs / "seed_0" / "predict").glob("*/*")] == ["aug3_steps4_traj2_noise0.5"]
+    # each other setting is paired against the default (trained steps, one trajectory) on both groups,
+    # its cost as a multiple of the default's
+    rows = re.findall(r"^\| 3 versions x (\d) steps( x 2 trajectories)? \| ([\d.]+)x \| (.*) \|$", text, re.M)
+    assert [(r[0], bool(r[1]), r[2]) for r in rows] == [("2", True, "2.0"), ("4", False, "2.0"), ("4", True, "4.0")]
+    for *_, figures in rows:
+        pairs = re.findall(r"([+-][\d.]+) points \(([+-][\d.]+) to ([+-][\d.]+)\), \d / \d", figures)
+        assert len(pairs) == 2 and all(float(low) <= float(d) <= float(high) for d, low, high in pairs)
 
 
 def test_compare_prints_a_paired_interval(tmp_path):

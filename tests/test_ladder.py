@@ -60,6 +60,8 @@ def test_paired_difference():
     assert d.interval[0] > 0 and d.verdict() == "B beats A"
     same = ladder.paired_difference(a, a, ["p", "q", "r", "s"])
     assert same.interval == (0.0, 0.0) and same.verdict().startswith("no difference")
+    assert same.points() == "+0.0 points (+0.0 to +0.0)"
+    assert d.points() == f"+75.0 points (+{100 * d.interval[0]:.1f} to +100.0)"
     assert ladder.paired_difference(b, a, ["p", "q", "r", "s"]).verdict() == "A beats B"
     with pytest.raises(ValueError, match="different seeds"):
         ladder.paired_difference(a, {1: b[0]}, ["p"])
