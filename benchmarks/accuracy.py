@@ -667,7 +667,7 @@ def against_default_lines(measured: Measured, default: Cell) -> list[str]:
         figures = []
         for group in present:
             d = ladder.paired_difference(measured.pass2[default], measured.pass2[cell], measured.held.groups[group])
-            shown = "" if d.verdict().startswith("no difference") else f": {d.verdict()}"
+            shown = f": {d.verdict()}" if d.shown else ""
             figures.append(f"{d.points()}, {d.wins} / {d.losses}{shown}")
         ratio = measured.candidates[cell] / measured.candidates[default]
         lines.append(f"| {cell[0].describe()} | {ratio:.1f}x | " + " | ".join(figures) + " |")
@@ -853,7 +853,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         views += [(f"{group}, test half", test) for group, ids in views if (test := ladder.split_halves(ids)["test"])]
     for group, ids in views:
         d = ladder.paired_difference(a.pass2[cell_a], b.pass2[cell_b], ids)
-        lines.append(f"| {group} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {d.points()} | {d.wins} / {d.losses} | {d.verdict()} |")
+        lines.append(d.row(group))
     publish_entry(__file__, args, argv, machine(runs or [])[0], "pass@2 of two arms on the same rung and seeds over each whole held-out "
             "group (every setting fixed by the arm, none chosen on these tasks), and B - A with a per-task paired "
             "bootstrap interval (tasks resampled, each task's scores averaged over seeds)", lines)

@@ -108,13 +108,20 @@ class Difference:
         """B - A and its interval, in points: "+1.0 points (+0.0 to +2.4)"."""
         return f"{100 * self.difference:+.1f} points ({100 * self.interval[0]:+.1f} to {100 * self.interval[1]:+.1f})"
 
+    @property
+    def shown(self) -> bool:
+        """Whether the interval excludes 0: only then is one arm said to beat the other."""
+        return self.interval[0] > 0 or self.interval[1] < 0
+
     def verdict(self) -> str:
-        low, high = self.interval
-        if low > 0:
-            return "B beats A"
-        if high < 0:
-            return "A beats B"
-        return "no difference shown (the interval holds 0)"
+        if not self.shown:
+            return "no difference shown (the interval holds 0)"
+        return "B beats A" if self.interval[0] > 0 else "A beats B"
+
+    def row(self, name: str) -> str:
+        """One row of a compare table: name, tasks, A, B, B - A, better / worse, verdict."""
+        return (f"| {name} | {self.tasks} | {100 * self.a:.1f}% | {100 * self.b:.1f}% | {self.points()} | "
+                f"{self.wins} / {self.losses} | {self.verdict()} |")
 
 
 def paired_difference(a: Scores, b: Scores, task_ids: Sequence[str]) -> Difference:

@@ -667,7 +667,7 @@ def compare_main(args: argparse.Namespace, overrides: list[str], argv: list[str]
         if not rows:
             continue
         d = ladder.paired_difference(scores[0], scores[1], rows)
-        lines.append(f"| {name} | {d.tasks} | {100 * d.a:.1f}% | {100 * d.b:.1f}% | {d.points()} | {d.wins} / {d.losses} | {d.verdict()} |")
+        lines.append(d.row(name))
     publish_entry(__file__, args, argv, accuracy.machine(runs)[0], f"{args.track}: held-out exact accuracy of two arms on the same recipe, data "
             "and seeds, and B - A per band with a per-puzzle paired bootstrap interval (each puzzle's exact score "
             "averaged over seeds)", lines)

@@ -57,11 +57,12 @@ def test_paired_difference():
     b = {0: {"p": 1.0, "q": 1.0, "r": 1.0, "s": 1.0}}
     d = ladder.paired_difference(a, b, ["p", "q", "r", "s"])
     assert (d.a, d.b, d.difference, d.wins, d.losses) == (0.25, 1.0, 0.75, 3, 0)
-    assert d.interval[0] > 0 and d.verdict() == "B beats A"
+    assert d.interval[0] > 0 and d.shown and d.verdict() == "B beats A"
     same = ladder.paired_difference(a, a, ["p", "q", "r", "s"])
-    assert same.interval == (0.0, 0.0) and same.verdict().startswith("no difference")
+    assert same.interval == (0.0, 0.0) and not same.shown and same.verdict().startswith("no difference")
     assert same.points() == "+0.0 points (+0.0 to +0.0)"
     assert d.points() == f"+75.0 points (+{100 * d.interval[0]:.1f} to +100.0)"
+    assert d.row("training") == f"| training | 4 | 25.0% | 100.0% | {d.points()} | 3 / 0 | B beats A |"
     assert ladder.paired_difference(b, a, ["p", "q", "r", "s"]).verdict() == "A beats B"
     with pytest.raises(ValueError, match="different seeds"):
         ladder.paired_difference(a, {1: b[0]}, ["p"])
