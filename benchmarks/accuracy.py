@@ -63,7 +63,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however the script is started
 import ladder  # noqa: E402
-from common import REPO, RESULTS, cpu_model, finish_fraction_axes, measure_peak, publish_entry, save_figure  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    check_results,
+    cpu_model,
+    finish_fraction_axes,
+    measure_peak,
+    publish_entry,
+    save_figure,
+)
 
 from arc_trm.errors import exit_on_user_error  # noqa: E402
 from arc_trm.inference import MAX_TRAJECTORIES  # noqa: E402
@@ -209,9 +218,7 @@ def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"--launch: {error}")
         if not words:
             parser.error("--launch: empty")
-    results = Path(args.results)
-    if results.is_dir() or not results.parent.is_dir():
-        parser.error(f"--results {results}: not a file in an existing folder")
+    check_results(parser, args.results)
 
 
 def numbers(text: str, top: int, most: int | None = None) -> list[int]:

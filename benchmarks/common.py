@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -319,6 +319,17 @@ def publish(text: str, no_record: bool, path: Path = RESULTS) -> None:
     print(text)
     if not no_record:
         record(text, path)
+
+
+def check_results(parser: Any, results: str, inputs: Mapping[str, Path | None] | None = None) -> None:
+    """--results, checked before any work: a file in an existing folder (else `parser.error`), and none of
+    the command's `inputs` (`{what it is: path}`), which appending an entry would corrupt (a ConfigError)."""
+    from arc_trm.io import refuse_output_on_input
+
+    path = Path(results)
+    if path.is_dir() or not path.parent.is_dir():
+        parser.error(f"--results {path}: not a file in an existing folder")
+    refuse_output_on_input(path, inputs or {}, option="--results")
 
 
 def publish_entry(script: str, args: Any, argv: list[str], device: str, figures: str, body: list[str]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ladder  # noqa: E402
-from common import RESULTS, cpu_model, publish_entry  # noqa: E402
+from common import RESULTS, check_results, cpu_model, publish_entry  # noqa: E402
 
 from arc_trm.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from arc_trm.scoring import load_submission, load_truth, score_submission  # noqa: E402
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.a) != len(args.b):
         raise UserError(f"--a has {len(args.a)} submission(s) and --b {len(args.b)}: give one per seed on each side")
+    if not args.no_record:
+        check_results(parser, args.results, {"the solutions": args.solutions,
+                                             **{f"submission {n + 1} of --{side}": path for side in "ab"
+                                                for n, path in enumerate(getattr(args, side))}})
     body = comparison_lines((args.a_name, args.b_name), (args.a, args.b), args.solutions)
     publish_entry(__file__, args, argv, cpu_model(), "ARC Prize score of two arms' submissions on the same tasks and seeds, "
                   "and B - A with a per-task paired bootstrap interval (tasks resampled, each task's score averaged over seeds)", body)

@@ -76,3 +76,17 @@ def test_a_broken_submission_names_its_file(four_tasks, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.json" in err
+
+
+def test_results_on_an_input_is_refused_and_the_input_kept(four_tasks, tmp_path, capsys):
+    tasks, solutions = four_tasks
+    a = write(tmp_path / "a.json", submission(tasks, set()))
+    before = solutions.read_bytes()
+    link = tmp_path / "link.md"
+    link.symlink_to(solutions)  # another spelling of the same file
+    with pytest.raises(SystemExit) as exit_info:
+        submissions_compare.main(["--solutions", str(solutions), "--a", str(a), "--b", str(a), "--results", str(link)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--results" in err and "the solutions" in err
+    assert solutions.read_bytes() == before
